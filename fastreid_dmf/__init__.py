@@ -1,0 +1,24 @@
+"""fastreid-dmf: DMF multimodal pre-training for generalizable person Re-ID, as a fast-reid plugin.
+
+Importing this package
+
+1. patches fastreid 1.4.0 for torch 2 / Python 3.11 / numpy 2 / CPU-only
+   machines (:mod:`fastreid_dmf.compat`), and
+2. registers in fast-reid's registries: META_ARCH ``DMF``, BACKBONE
+   ``build_dmf_backbone``, DATASETs ``FineGPR``, ``SynthMarket``,
+   ``SynthMSMT`` and ``VTestReID``.
+
+Config keys: :func:`fastreid_dmf.config.add_dmf_config`. The mixed-modality
+sampler (``DATALOADER.SAMPLER_TRAIN: MultimodalIdentitySampler``) is built by
+:class:`fastreid_dmf.engine.DMFTrainer`.
+"""
+
+from .compat import apply_fastreid_compat
+
+apply_fastreid_compat()
+
+from . import data, modeling  # noqa: E402  (registration needs the patches above)
+from .config import add_dmf_config  # noqa: E402
+
+__all__ = ["add_dmf_config", "data", "modeling", "apply_fastreid_compat"]
+__version__ = "0.1.0"

@@ -1,0 +1,124 @@
+"""Defaults for every config key fastreid-dmf adds to fast-reid's config.
+
+Mirrors fast-reid's plugin idiom (``projects/*/config.py``: ``add_xxx_config``).
+README.md, "Config keys", documents each key.
+"""
+
+from __future__ import annotations
+
+from fastreid.config import CfgNode as CN
+
+__all__ = ["add_dmf_config", "check_dmf_config"]
+
+
+def add_dmf_config(cfg: CN) -> None:
+    """Add the DMF keys, with defaults, to a fast-reid config in place.
+
+    Keys (defaults in brackets):
+
+    * ``MODEL.DMF.EMBED_DIM`` [768]: width D of the shared transformer.
+    * ``MODEL.DMF.IMAGE_EMBED_DIM`` [0]: width D_i of the patch embedding
+      ("Image2vec", DMF Eq. 3); 0 means D_i = D, and then the projection F
+      starts as the identity.
+    * ``MODEL.DMF.DEPTH`` [12], ``NUM_HEADS`` [12], ``MLP_RATIO`` [4.0],
+      ``QKV_BIAS`` [True], ``PATCH_SIZE`` [16], ``LN_EPS`` [1e-6]: ViT shape
+      (defaults: ViT-B/16 as in the official DMF code). The patch stride is
+      fast-reid's ``MODEL.BACKBONE.STRIDE_SIZE``.
+    * ``MODEL.DMF.TEXT_ENCODER.NAME`` [""]: frozen text encoder for text
+      translation (DMF Eq. 5): a local ``transformers`` model directory, a hub
+      id already in the local cache, or ``pkg://<python package>/<subdir>``
+      for a model folder shipped inside an installed package. Empty: no text
+      branch (image-only stages).
+    * ``MODEL.DMF.TEXT_ENCODER.FREEZE`` [True]: keep the encoder frozen; its
+      token features are then computed once per description and cached.
+    * ``MODEL.DMF.TEXT_ENCODER.MAX_TOKENS`` [64]: tokenizer truncation length;
+      the text position embedding has MAX_TOKENS + 1 rows.
+    * ``MODEL.DMF.TEXT_DIM`` [384]: D_t, hidden size of the text encoder
+      (checked against the loaded encoder).
+    * ``MODEL.DMF.TEST_FEAT`` ["before"]: test feature taken "before" or
+      "after" the BNNeck.
+    * ``MODEL.DMF.TRIPLET_SQUARED`` [True]: squared Euclidean distances in the
+      soft-margin triplet loss, as written in DMF Eq. 1 (False: plain
+      Euclidean, as fast-reid and TransReID).
+    * ``MODEL.DMF.SKIP_LOAD_KEYS`` [()]: prefixes of ``MODEL.WEIGHTS`` keys not
+      loaded (fine-tuning re-initialises the identity classifier ``heads.weight``).
+    * ``DATALOADER.TEXT_RATIO`` [0.5]: probability that a sampled instance is
+      the text rather than the image (DMF Algorithm 1); 0 = image only
+      ("DMF w/o Text"), 1 = text only ("DMF w/o Image").
+    * ``DATASETS.FINEGPR.ATTRIBUTE_FILE`` ["attributes.csv"],
+      ``TEXT_MODE`` ["sentence" | "keywords"], ``TEXT_ENVIRONMENT`` [True],
+      ``IMAGES_PER_ID`` [0 = all], ``SUBSET_SEED`` [0].
+    * ``DATASETS.VTEST_REID.ROOT`` [""]: folder of the real vtest_reid set
+      (empty: ``$FASTREID_DMF_VTEST_ROOT`` or ``../shared/data/vtest_reid``).
+    * ``SEED`` [-1]: >= 0 seeds Python/NumPy/torch at start-up and the
+      multimodal sampler (reproducible runs); -1 = fast-reid's random seeding.
+    * ``DATASETS.VERIFY_IMAGES`` [True]: open every training image before
+      training starts; ``DATASETS.SKIP_UNREADABLE`` [False]: skip unreadable
+      images (logged with a count) instead of stopping with an error.
+    """
+    cfg.MODEL.DMF = CN()
+    cfg.MODEL.DMF.EMBED_DIM = 768
+    cfg.MODEL.DMF.IMAGE_EMBED_DIM = 0
+    cfg.MODEL.DMF.DEPTH = 12
+    cfg.MODEL.DMF.NUM_HEADS = 12
+    cfg.MODEL.DMF.MLP_RATIO = 4.0
+    cfg.MODEL.DMF.QKV_BIAS = True
+    cfg.MODEL.DMF.PATCH_SIZE = 16
+    cfg.MODEL.DMF.LN_EPS = 1e-6
+    cfg.MODEL.DMF.TEXT_ENCODER = CN()
+    cfg.MODEL.DMF.TEXT_ENCODER.NAME = ""
+    cfg.MODEL.DMF.TEXT_ENCODER.FREEZE = True
+    cfg.MODEL.DMF.TEXT_ENCODER.MAX_TOKENS = 64
+    cfg.MODEL.DMF.TEXT_DIM = 384
+    cfg.MODEL.DMF.TEST_FEAT = "before"
+    cfg.MODEL.DMF.TRIPLET_SQUARED = True
+    cfg.MODEL.DMF.SKIP_LOAD_KEYS = ()
+
+    cfg.DATALOADER.TEXT_RATIO = 0.5
+
+    cfg.DATASETS.FINEGPR = CN()
+    cfg.DATASETS.FINEGPR.ATTRIBUTE_FILE = "attributes.csv"
+    cfg.DATASETS.FINEGPR.TEXT_MODE = "sentence"
+    cfg.DATASETS.FINEGPR.TEXT_ENVIRONMENT = True
+    cfg.DATASETS.FINEGPR.IMAGES_PER_ID = 0
+    cfg.DATASETS.FINEGPR.SUBSET_SEED = 0
+    cfg.DATASETS.VTEST_REID = CN()
+    cfg.DATASETS.VTEST_REID.ROOT = ""
+    cfg.DATASETS.VERIFY_IMAGES = True
+    cfg.DATASETS.SKIP_UNREADABLE = False
+    cfg.SEED = -1
+
+
+def _expect(ok: bool, key: str, value: object, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"config {key}={value!r}: expected {expected}")
+
+
+def check_dmf_config(cfg: CN) -> None:
+    """Validate DMF keys before anything is built.
+
+    Raises:
+        ValueError: a key has a value outside its range; the message names the
+            key, the value and what was expected.
+    """
+    dmf = cfg.MODEL.DMF
+    _expect(dmf.TEST_FEAT in ("before", "after"), "MODEL.DMF.TEST_FEAT", dmf.TEST_FEAT, "'before' or 'after'")
+    _expect(0.0 <= cfg.DATALOADER.TEXT_RATIO <= 1.0, "DATALOADER.TEXT_RATIO", cfg.DATALOADER.TEXT_RATIO,
+            "a probability in [0, 1]")
+    _expect(dmf.EMBED_DIM > 0 and dmf.EMBED_DIM % dmf.NUM_HEADS == 0, "MODEL.DMF.EMBED_DIM", dmf.EMBED_DIM,
+            f"a positive multiple of MODEL.DMF.NUM_HEADS={dmf.NUM_HEADS}")
+    _expect(dmf.DEPTH > 0, "MODEL.DMF.DEPTH", dmf.DEPTH, "a positive number of transformer blocks")
+    _expect(dmf.TEXT_ENCODER.MAX_TOKENS > 1, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", dmf.TEXT_ENCODER.MAX_TOKENS,
+            "an integer > 1")
+    _expect(cfg.DATASETS.FINEGPR.TEXT_MODE in ("sentence", "keywords"), "DATASETS.FINEGPR.TEXT_MODE",
+            cfg.DATASETS.FINEGPR.TEXT_MODE, "'sentence' or 'keywords'")
+    if cfg.MODEL.META_ARCHITECTURE == "DMF":
+        _expect(cfg.MODEL.BACKBONE.FEAT_DIM == dmf.EMBED_DIM, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
+                f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM)")
+    sampler = cfg.DATALOADER.SAMPLER_TRAIN
+    if sampler == "MultimodalIdentitySampler":
+        _expect(cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE == 0, "SOLVER.IMS_PER_BATCH",
+                cfg.SOLVER.IMS_PER_BATCH, f"a multiple of DATALOADER.NUM_INSTANCE={cfg.DATALOADER.NUM_INSTANCE}")
+    if cfg.DATALOADER.TEXT_RATIO > 0 and sampler == "MultimodalIdentitySampler":
+        _expect(bool(dmf.TEXT_ENCODER.NAME), "MODEL.DMF.TEXT_ENCODER.NAME", dmf.TEXT_ENCODER.NAME,
+                "a text-encoder path when DATALOADER.TEXT_RATIO > 0 (text samples need the encoder)")

@@ -1,0 +1,125 @@
+"""Train/test loader construction for DMF, on top of fast-reid's builders.
+
+fast-reid picks its train sampler with a fixed if/elif
+(``fastreid/data/build.py``, ``_train_loader_from_config``), so the plugin
+builds the dataset and sampler itself and hands both to fast-reid's own
+``build_reid_train_loader``; test loaders are fast-reid's, with per-dataset
+constructor arguments taken from the config.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastreid.data import build as fastreid_build
+from fastreid.data.build import build_reid_test_loader, build_reid_train_loader
+from fastreid.data.datasets import DATASET_REGISTRY
+from fastreid.data.transforms import build_transforms
+from fastreid.utils import comm
+from PIL import Image
+
+from .multimodal_dataset import MultimodalReIDDataset
+from .samplers import MultimodalIdentitySampler
+
+__all__ = ["datasets_root", "dataset_kwargs", "load_train_items", "verify_images", "build_dmf_train_loader",
+           "build_dmf_test_loader"]
+
+logger = logging.getLogger(__name__)
+
+
+def datasets_root() -> str:
+    """fast-reid's dataset root: ``$FASTREID_DATASETS`` as read when fastreid was imported (default "datasets")."""
+    return fastreid_build._root
+
+
+def dataset_kwargs(cfg, name: str) -> dict:
+    """Constructor keyword arguments for registered dataset ``name`` from the config ({} for fast-reid's own)."""
+    if name == "FineGPR":
+        fine = cfg.DATASETS.FINEGPR
+        return {"attribute_file": fine.ATTRIBUTE_FILE, "text_mode": fine.TEXT_MODE,
+                "text_environment": fine.TEXT_ENVIRONMENT, "images_per_identity": fine.IMAGES_PER_ID,
+                "subset_seed": fine.SUBSET_SEED}
+    if name == "VTestReID":
+        return {"vtest_root": cfg.DATASETS.VTEST_REID.ROOT}
+    return {}
+
+
+def load_train_items(cfg) -> list[tuple]:
+    """Train items of every dataset in ``cfg.DATASETS.NAMES`` (fast-reid's tuples, FineGPR's carry a description).
+
+    Raises:
+        KeyError: a dataset name is not registered (fast-reid's registry message).
+        FileNotFoundError, ValueError: from the dataset classes (missing folders, bad files).
+    """
+    items: list[tuple] = []
+    for name in cfg.DATASETS.NAMES:
+        data = DATASET_REGISTRY.get(name)(root=datasets_root(), combineall=cfg.DATASETS.COMBINEALL,
+                                          **dataset_kwargs(cfg, name))
+        if comm.is_main_process():
+            data.show_train()
+        items.extend(data.train)
+    return items
+
+
+def verify_images(items: list[tuple], skip_unreadable: bool) -> list[tuple]:
+    """Open every image (``PIL.Image.verify``) before training starts.
+
+    Args:
+        items: train items, path first.
+        skip_unreadable: drop unreadable images (logged with a count and the
+            first names) instead of raising.
+
+    Returns:
+        The readable items, in order.
+
+    Raises:
+        ValueError: unreadable images and ``skip_unreadable`` is False; the
+            message lists them (up to 10) and names DATASETS.SKIP_UNREADABLE.
+    """
+    good, bad = [], []
+    for item in items:
+        try:
+            with Image.open(item[0]) as image:
+                image.verify()
+            good.append(item)
+        except (OSError, SyntaxError, ValueError) as err:
+            bad.append(f"{item[0]} ({type(err).__name__}: {err})")
+    if bad and not skip_unreadable:
+        raise ValueError(f"{len(bad)} unreadable training image(s), e.g. " + "; ".join(bad[:10]) +
+                         ". Fix or remove them, or set DATASETS.SKIP_UNREADABLE True to skip them")
+    if bad:
+        logger.warning("Skipped %d unreadable training image(s): %s", len(bad), "; ".join(bad[:10]))
+    return good
+
+
+def build_dmf_train_loader(cfg):
+    """fast-reid train loader over :class:`MultimodalReIDDataset`.
+
+    ``DATALOADER.SAMPLER_TRAIN == "MultimodalIdentitySampler"`` selects the
+    mixed-modality PK sampler (``DATALOADER.TEXT_RATIO``); any other name goes
+    to fast-reid's own sampler choice.
+
+    Returns:
+        fast-reid's ``DataLoaderX`` yielding batch dicts (see :class:`MultimodalReIDDataset`).
+    """
+    items = load_train_items(cfg)
+    if cfg.DATASETS.VERIFY_IMAGES:
+        items = verify_images(items, cfg.DATASETS.SKIP_UNREADABLE)
+    train_set = MultimodalReIDDataset(items, build_transforms(cfg, is_train=True), cfg.INPUT.SIZE_TRAIN)
+    sampler = None
+    if cfg.DATALOADER.SAMPLER_TRAIN == "MultimodalIdentitySampler":
+        mini_batch_size = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
+        sampler = MultimodalIdentitySampler(train_set.img_items, mini_batch_size, cfg.DATALOADER.NUM_INSTANCE,
+                                            cfg.DATALOADER.TEXT_RATIO, seed=cfg.SEED if cfg.SEED >= 0 else None)
+        logger.info("Using training sampler MultimodalIdentitySampler (TEXT_RATIO=%.2f)", cfg.DATALOADER.TEXT_RATIO)
+    return build_reid_train_loader(cfg, train_set=train_set, sampler=sampler)
+
+
+def build_dmf_test_loader(cfg, dataset_name: str):
+    """fast-reid's test loader for ``dataset_name`` with its DMF constructor arguments.
+
+    Returns:
+        ``(data_loader, num_query)`` as ``fastreid.data.build_reid_test_loader``.
+    """
+    return build_reid_test_loader(cfg, dataset_name=dataset_name, **dataset_kwargs(cfg, dataset_name))
+

@@ -1,0 +1,102 @@
+"""Mixed-modality PK sampler (DMF Algorithm 1).
+
+Each batch holds P identities x K instances; every instance is, with
+probability ``text_ratio``, the description of one of the identity's images
+(a sample of S_t) and otherwise the image itself (a sample of S_i), so a batch
+is drawn from S_i U S_t as in Algorithm 1, line 3. Indices ``0..N-1`` address
+images and ``N..2N-1`` their descriptions (see
+:class:`fastreid_dmf.data.multimodal_dataset.MultimodalReIDDataset`).
+
+Identity selection and multi-GPU sharding mirror fast-reid's
+``NaiveIdentitySampler`` (``fastreid/data/samplers/triplet_sampler.py``): one
+global batch of ``mini_batch_size x world_size`` is drawn from a shared seed,
+reordered with fast-reid's ``reorder_index`` so each process gets whole
+identities, and process ``r`` takes every ``world_size``-th index from ``r``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from fastreid.data.samplers.triplet_sampler import reorder_index
+from fastreid.utils import comm
+from torch.utils.data.sampler import Sampler
+
+__all__ = ["MultimodalIdentitySampler"]
+
+
+class MultimodalIdentitySampler(Sampler):
+    """Infinite P x K identity sampler over images and their descriptions.
+
+    Args:
+        data_source: train items ``(img_path, pid, camid[, description])``.
+        mini_batch_size: batch size per process (P x K).
+        num_instances: K, instances per identity in a batch.
+        text_ratio: probability that an instance is the description, in [0, 1].
+        seed: random seed; None = fast-reid's seed shared by all processes.
+        rank, world_size: process index and count (default: fast-reid's comm).
+
+    Yields:
+        int indices: ``i`` (image of item i) or ``len(data_source) + i`` (its description).
+
+    Raises:
+        ValueError: batch size not a multiple of K, fewer identities than P,
+            ``text_ratio`` outside [0, 1], or ``text_ratio > 0`` while an item
+            has no description (message names the first such image).
+    """
+
+    def __init__(self, data_source: Sequence[tuple], mini_batch_size: int, num_instances: int,
+                 text_ratio: float = 0.5, seed: int | None = None, rank: int | None = None,
+                 world_size: int | None = None) -> None:
+        if num_instances < 1 or mini_batch_size % num_instances:
+            raise ValueError(f"batch size {mini_batch_size} must be a positive multiple of "
+                             f"DATALOADER.NUM_INSTANCE={num_instances}")
+        if not 0.0 <= text_ratio <= 1.0:
+            raise ValueError(f"DATALOADER.TEXT_RATIO={text_ratio}: expected a probability in [0, 1]")
+        if text_ratio > 0:
+            for item in data_source:
+                if len(item) < 4 or not item[3]:
+                    raise ValueError(f"DATALOADER.TEXT_RATIO={text_ratio} needs a description for every training "
+                                     f"image, but {item[0]!r} has none (use a text dataset such as FineGPR, "
+                                     "or TEXT_RATIO 0)")
+        self.num_items = len(data_source)
+        self.num_instances = num_instances
+        self.num_pids_per_batch = mini_batch_size // num_instances
+        self.text_ratio = float(text_ratio)
+        self._rank = comm.get_rank() if rank is None else rank
+        self._world_size = comm.get_world_size() if world_size is None else world_size
+        self.batch_size = mini_batch_size * self._world_size
+        self.pid_index: dict = defaultdict(list)
+        for index, item in enumerate(data_source):
+            self.pid_index[item[1]].append(index)
+        self.pids = sorted(self.pid_index)
+        if len(self.pids) < self.num_pids_per_batch:
+            raise ValueError(f"{len(self.pids)} identities cannot fill a batch of {self.num_pids_per_batch} "
+                             f"identities x {num_instances} instances; lower SOLVER.IMS_PER_BATCH")
+        self._seed = int(comm.shared_random_seed() if seed is None else seed)
+
+    def __iter__(self) -> Iterator[int]:
+        yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
+
+    def _instances(self, rng: np.random.Generator, pid) -> list[int]:
+        indices = self.pid_index[pid]
+        replace = len(indices) < self.num_instances
+        return rng.choice(indices, size=self.num_instances, replace=replace).tolist()
+
+    def _infinite_indices(self) -> Iterator[int]:
+        rng = np.random.default_rng(self._seed)
+        pids_per_global_batch = self.num_pids_per_batch * self._world_size
+        while True:
+            order = rng.permutation(len(self.pids))
+            # Walk the identities in a fresh random order each round: every
+            # identity appears once per round (last partial batch dropped).
+            for start in range(0, len(order) - pids_per_global_batch + 1, pids_per_global_batch):
+                batch = []
+                for pid_pos in order[start:start + pids_per_global_batch]:
+                    for index in self._instances(rng, self.pids[pid_pos]):
+                        is_text = rng.random() < self.text_ratio
+                        batch.append(index + self.num_items if is_text else index)
+                yield from reorder_index(batch, self._world_size)

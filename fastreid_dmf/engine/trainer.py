@@ -1,0 +1,140 @@
+"""``DMFTrainer``: fast-reid's ``DefaultTrainer`` with DMF data loading and checkpoint transfer.
+
+Everything else (hooks, evaluators, schedulers, checkpoint resume,
+``DATASETS.TESTS`` cross-domain testing) is fast-reid's, unchanged
+(``fastreid/engine/defaults.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import torch
+from fastreid.config import get_cfg
+from fastreid.engine import DefaultTrainer, default_setup
+from fastreid.utils.env import seed_all_rng
+
+from ..compat import disable_amp_without_cuda
+from ..config import add_dmf_config, check_dmf_config
+from ..data.build import build_dmf_test_loader, build_dmf_train_loader
+
+__all__ = ["DMFTrainer", "setup_cfg", "filter_checkpoint_keys", "guard_output_dir", "save_results"]
+
+logger = logging.getLogger(__name__)
+
+
+def filter_checkpoint_keys(state: dict, skip_prefixes: tuple[str, ...] | list[str]) -> tuple[dict, list[str]]:
+    """Drop keys starting with any of ``skip_prefixes`` (``MODEL.DMF.SKIP_LOAD_KEYS``).
+
+    Returns:
+        ``(kept_state, skipped_keys)``.
+    """
+    prefixes = tuple(skip_prefixes)
+    skipped = sorted(k for k in state if prefixes and k.startswith(prefixes))
+    return {k: v for k, v in state.items() if k not in skipped}, skipped
+
+
+class DMFTrainer(DefaultTrainer):
+    """fast-reid ``DefaultTrainer`` for DMF pre-training and fine-tuning.
+
+    * ``build_train_loader``: :func:`fastreid_dmf.data.build.build_dmf_train_loader`
+      (mixed image/text batches, ``DATALOADER.SAMPLER_TRAIN = MultimodalIdentitySampler``).
+    * ``build_test_loader``: fast-reid's, with config-driven dataset arguments.
+    * ``resume_or_load``: when starting from ``MODEL.WEIGHTS`` (not resuming),
+      drops ``MODEL.DMF.SKIP_LOAD_KEYS`` (the identity classifier when
+      fine-tuning on new identities) and logs every key skipped and why.
+    """
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        """See class docstring."""
+        logger.info("Prepare training set")
+        return build_dmf_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        """See class docstring."""
+        return build_dmf_test_loader(cfg, dataset_name)
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """Resume from OUTPUT_DIR's last checkpoint, else load ``MODEL.WEIGHTS`` with key filtering.
+
+        Raises:
+            FileNotFoundError: ``MODEL.WEIGHTS`` is set but is not a file.
+        """
+        weights = self.cfg.MODEL.WEIGHTS
+        if (resume and self.checkpointer.has_checkpoint()) or not weights:
+            super().resume_or_load(resume=resume)
+            return
+        if not os.path.isfile(weights):
+            raise FileNotFoundError(f"MODEL.WEIGHTS={weights!r} is not a file")
+        checkpoint = self.checkpointer._load_file(weights)
+        state, skipped = filter_checkpoint_keys(checkpoint["model"], self.cfg.MODEL.DMF.SKIP_LOAD_KEYS)
+        for key in skipped:
+            logger.info("Not loading '%s' from %s: listed in MODEL.DMF.SKIP_LOAD_KEYS (re-initialised; the "
+                        "identity classifier belongs to the source identities)", key, weights)
+        incompatible = self.checkpointer._load_model({"model": state})
+        # fast-reid logs shape mismatches ("Skip loading parameter ...") and missing/unexpected keys.
+        self.checkpointer._log_incompatible_keys(incompatible)
+        logger.info("Loaded %d tensors from %s (%d skipped by MODEL.DMF.SKIP_LOAD_KEYS, %d for shape)",
+                    len(state) - len(incompatible.incorrect_shapes), weights, len(skipped),
+                    len(incompatible.incorrect_shapes))
+
+
+def guard_output_dir(cfg, resume: bool, eval_only: bool) -> None:
+    """Refuse to train into an OUTPUT_DIR that already holds checkpoints (unless resuming).
+
+    Raises:
+        FileExistsError: names the folder and the options (``--resume`` or another ``OUTPUT_DIR``).
+    """
+    out = cfg.OUTPUT_DIR
+    if eval_only or resume or not out or not os.path.isdir(out):
+        return
+    existing = sorted(f for f in os.listdir(out) if f.endswith(".pth") or f == "last_checkpoint")
+    if existing:
+        raise FileExistsError(
+            f"OUTPUT_DIR={out!r} already holds checkpoints ({', '.join(existing[:5])}); training would overwrite "
+            "them. Pass --resume to continue that run, or choose another OUTPUT_DIR"
+        )
+
+
+def setup_cfg(args):
+    """Build the config from ``args`` (fast-reid's ``default_argument_parser``) and run fast-reid's setup.
+
+    Order: fast-reid defaults -> :func:`add_dmf_config` -> ``--config-file``
+    -> trailing ``KEY VALUE`` overrides -> checks (before any data or model is built).
+
+    Raises:
+        ValueError, FileExistsError: bad keys/values or an output folder holding checkpoints.
+    """
+    cfg = get_cfg()
+    add_dmf_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    check_dmf_config(cfg)
+    cfg = disable_amp_without_cuda(cfg)
+    guard_output_dir(cfg, args.resume, args.eval_only)
+    cfg.freeze()
+    default_setup(cfg, args)
+    if cfg.SEED >= 0:
+        seed_all_rng(cfg.SEED)
+    return cfg
+
+
+def save_results(results: dict, output_dir: str, name: str) -> str | None:
+    """Write fast-reid's result dict (``{dataset: {metric: value}}``) as JSON; returns the path."""
+    if not output_dir:
+        return None
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, name)
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return float(value) if isinstance(value, (int, float, torch.Tensor)) or hasattr(value, "item") else value
+
+    with open(path, "w") as handle:
+        json.dump(plain(results), handle, indent=2)
+    return path
