@@ -12,12 +12,13 @@ from fastreid_dmf.modeling.losses import batch_hard_triplet_loss
 def _hand_soft_margin(features, labels, squared):
     """Eq. 1 with batch-hard mining, written out with Python loops."""
     values = []
-    for a, fa in enumerate(features):
-        def dist(b):
-            d2 = sum((x - y) ** 2 for x, y in zip(fa, features[b]))
-            return d2 if squared else math.sqrt(d2)
-        pos = [dist(b) for b in range(len(features)) if b != a and labels[b] == labels[a]]
-        neg = [dist(b) for b in range(len(features)) if labels[b] != labels[a]]
+    def dist(a, b):
+        d2 = sum((x - y) ** 2 for x, y in zip(features[a], features[b]))
+        return d2 if squared else math.sqrt(d2)
+
+    for a in range(len(features)):
+        pos = [dist(a, b) for b in range(len(features)) if b != a and labels[b] == labels[a]]
+        neg = [dist(a, b) for b in range(len(features)) if labels[b] != labels[a]]
         values.append(math.log(1 + math.exp(max(pos) - min(neg))))
     return sum(values) / len(values)
 

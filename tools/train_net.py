@@ -10,9 +10,12 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import fastreid_dmf  # noqa: E402,F401  (registers DMF components, patches fastreid)
+import fastreid_dmf  # noqa: E402,F401  (first: patches fastreid, registers DMF components)
+
+# isort: split
 from fastreid.engine import default_argument_parser, launch  # noqa: E402
 from fastreid.utils.checkpoint import Checkpointer  # noqa: E402
+
 from fastreid_dmf.engine import DMFTrainer, setup_cfg  # noqa: E402
 from fastreid_dmf.engine.trainer import save_results  # noqa: E402
 
