@@ -100,6 +100,15 @@ def guard_output_dir(cfg, resume: bool, eval_only: bool) -> None:
         )
 
 
+def _cpu_without_cuda(cfg):
+    """``MODEL.DEVICE`` cuda on a machine without a usable GPU -> cpu, with a warning (paper configs say cuda)."""
+    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+        logger.warning("MODEL.DEVICE=%s but no GPU is usable here: running on the CPU", cfg.MODEL.DEVICE)
+        cfg = cfg.clone()
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
 def setup_cfg(args):
     """Build the config from ``args`` (fast-reid's ``default_argument_parser``) and run fast-reid's setup.
 
@@ -115,6 +124,7 @@ def setup_cfg(args):
     cfg.merge_from_list(args.opts)
     check_dmf_config(cfg)
     cfg = disable_amp_without_cuda(cfg)
+    cfg = _cpu_without_cuda(cfg)
     guard_output_dir(cfg, args.resume, args.eval_only)
     cfg.freeze()
     default_setup(cfg, args)
