@@ -13,6 +13,7 @@ import logging
 
 from fastreid.data import build as fastreid_build
 from fastreid.data.build import build_reid_test_loader, build_reid_train_loader
+from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.transforms import build_transforms
 from fastreid.utils import comm
@@ -118,8 +119,15 @@ def build_dmf_train_loader(cfg):
 def build_dmf_test_loader(cfg, dataset_name: str):
     """fast-reid's test loader for ``dataset_name`` with its DMF constructor arguments.
 
-    Returns:
-        ``(data_loader, num_query)`` as ``fastreid.data.build_reid_test_loader``.
-    """
-    return build_reid_test_loader(cfg, dataset_name=dataset_name, **dataset_kwargs(cfg, dataset_name))
+    Same as fast-reid's ``build_reid_test_loader(cfg, dataset_name)`` except that
+    the worker count is ``DATALOADER.NUM_WORKERS`` (upstream hard-codes 4).
 
+    Returns:
+        ``(data_loader, num_query)``: query items first, then gallery items.
+    """
+    data = DATASET_REGISTRY.get(dataset_name)(root=datasets_root(), **dataset_kwargs(cfg, dataset_name))
+    if comm.is_main_process():
+        data.show_test()
+    test_set = CommDataset(data.query + data.gallery, build_transforms(cfg, is_train=False), relabel=False)
+    return build_reid_test_loader(test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH,
+                                  num_query=len(data.query), num_workers=cfg.DATALOADER.NUM_WORKERS)
