@@ -59,7 +59,8 @@ def test_finetuning_loads_pretrained_weights_and_reinitialises_classifier(pretra
     checkpoint = torch.load(out / "model_final.pth", map_location="cpu", weights_only=False)["model"]
     # 24 SynthMarket training images / batch 8 = 3 iterations an epoch (fast-reid's metric printer
     # divides by zero on runs shorter than its 3 timing warm-up iterations).
-    cfg = setup_cfg(_args("dmf_finetune.yml", *TINY, "SOLVER.IMS_PER_BATCH", "8", "MODEL.WEIGHTS", str(out / "model_final.pth"),
+    weights = str(out / "model_final.pth")
+    cfg = setup_cfg(_args("dmf_finetune.yml", *TINY, "SOLVER.IMS_PER_BATCH", "8", "MODEL.WEIGHTS", weights,
                           "OUTPUT_DIR", str(tmp_path / "finetune")))
     trainer = DMFTrainer(cfg)
     with caplog.at_level(logging.INFO):
