@@ -36,6 +36,10 @@ Patches (all paths relative to the installed ``fastreid`` package):
 7      ``engine/train_loop.py``: ``AMPTrainer``    Asserts CUDA. Not patched: call :func:`disable_amp_without_cuda`
        (``run_step``), chosen in                   on the config before building the trainer; it turns
        ``engine/defaults.py`` ``DefaultTrainer``   ``SOLVER.AMP.ENABLED`` off (with a warning) when there is no GPU.
+8      ``solver/build.py``: ``build_optimizer``    ``ContiguousParams`` ties every parameter's ``.grad`` to one flat
+       (``ContiguousParams``, ``utils/params.py``) buffer; torch 2's ``zero_grad(set_to_none=True)`` cuts that link
+                                                   and training silently stops updating. The optimizer's
+                                                   ``zero_grad`` now defaults to ``set_to_none=False``.
 =====  ==========================================  ==============================================================
 
 Checked and left alone: ``utils/checkpoint.py`` ``Checkpointer._load_file`` uses ``torch.load`` with the
@@ -446,6 +450,38 @@ def disable_amp_without_cuda(cfg: Any) -> Any:
     return new_cfg
 
 
+# ------------------------------------------------------------------------------------------------ 8
+def _patch_contiguous_optimizer_zero_grad() -> None:
+    """Patch 8: ``fastreid/solver/build.py`` ``build_optimizer`` (contiguous parameters).
+
+    Upstream wraps the parameters in ``utils/params.py`` ``ContiguousParams``: the optimizer owns one flat
+    buffer per group whose ``.grad`` is a flat gradient buffer, and every model parameter's ``.grad`` is a
+    view into it. Since torch 2.0, ``Optimizer.zero_grad()`` defaults to ``set_to_none=True``, which sets the
+    flat buffers' ``.grad`` to None on the first step of ``SimpleTrainer.run_step``: afterwards backward
+    still writes into the (now orphaned) views, the optimizer sees no gradient and never updates anything,
+    and the model's gradients accumulate forever -- training silently does nothing. The returned optimizer's
+    ``zero_grad`` now defaults to ``set_to_none=False`` (zeroing the shared buffers in place, as under
+    torch 1.x). The replacement is installed where the function is looked up: ``fastreid.solver.build``,
+    ``fastreid.solver`` and ``fastreid.engine.defaults`` (``DefaultTrainer.build_optimizer``).
+    """
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def build_optimizer(cfg: Any, model: Any, contiguous: bool = True) -> Any:
+            optimizer, params = original(cfg, model, contiguous)
+            if contiguous:
+                optimizer.zero_grad = functools.partial(optimizer.zero_grad, set_to_none=False)
+            return optimizer, params
+        return build_optimizer
+
+    solver_build = importlib.import_module("fastreid.solver.build")
+    _install(solver_build, "build_optimizer", make)
+    patched = solver_build.build_optimizer
+    for module_name in ("fastreid.solver", "fastreid.engine.defaults"):
+        module = importlib.import_module(module_name)
+        if not _is_patched(module.build_optimizer):
+            module.build_optimizer = patched
+
+
 # -------------------------------------------------------------------------------------------- apply
 def apply_fastreid_compat() -> None:
     """Apply every patch listed in the module docstring; safe to call more than once.
@@ -464,3 +500,4 @@ def apply_fastreid_compat() -> None:
     _patch_compute_dist()
     _patch_faiss_long_ptr()
     _patch_transforms_random_affine()
+    _patch_contiguous_optimizer_zero_grad()

@@ -595,3 +595,30 @@ def test_compat_module_documents_every_patch() -> None:
                      "evaluation/reid_evaluation.py", "utils/compute_dist.py", "utils/faiss_utils.py",
                      "data/transforms/build.py", "engine/train_loop.py", "utils/checkpoint.py"):
         assert upstream in doc, upstream
+
+
+def test_fastreid_contiguous_optimizer_keeps_updating_parameters():
+    """Patch 8: with upstream ``build_optimizer`` under torch 2, the second step updates nothing."""
+    from fastreid.config import get_cfg
+    from fastreid.engine import defaults
+    from fastreid.solver import build as solver_build
+
+    cfg = get_cfg()
+    cfg.merge_from_list(["SOLVER.OPT", "SGD", "SOLVER.BASE_LR", 0.1, "SOLVER.MOMENTUM", 0.0])
+    assert defaults.build_optimizer is solver_build.build_optimizer, "DefaultTrainer uses the patched builder"
+
+    def steps_that_change_weights(build):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 1)
+        optimizer, _ = build(cfg, model)
+        changed = []
+        for _ in range(3):
+            before = model.weight.detach().clone()
+            optimizer.zero_grad()
+            model(torch.ones(2, 4)).sum().backward()
+            optimizer.step()
+            changed.append(not torch.equal(before, model.weight.detach()))
+        return changed
+
+    assert steps_that_change_weights(solver_build.build_optimizer) == [True, True, True]
+    assert steps_that_change_weights(solver_build.build_optimizer.__wrapped__)[1:] == [False, False]
