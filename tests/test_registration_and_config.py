@@ -1,0 +1,56 @@
+"""import fastreid_dmf registers every component; add_dmf_config gives defaults; bad values fail early."""
+
+import pytest
+from fastreid.config import get_cfg
+from fastreid.data.datasets import DATASET_REGISTRY
+from fastreid.modeling.backbones import BACKBONE_REGISTRY
+from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
+
+from fastreid_dmf.config import add_dmf_config, check_dmf_config
+
+
+def test_components_are_in_fastreid_registries():
+    assert META_ARCH_REGISTRY.get("DMF").__name__ == "DMF"
+    assert BACKBONE_REGISTRY.get("build_dmf_backbone").__name__ == "build_dmf_backbone"
+    for name in ("FineGPR", "SynthMarket", "SynthMSMT", "VTestReID"):
+        assert DATASET_REGISTRY.get(name).__name__ == name
+
+
+def test_add_dmf_config_gives_every_new_key_a_default():
+    cfg = get_cfg()
+    add_dmf_config(cfg)
+    assert cfg.MODEL.DMF.EMBED_DIM == 768 and cfg.MODEL.DMF.TEXT_ENCODER.NAME == ""
+    assert cfg.DATALOADER.TEXT_RATIO == 0.5 and cfg.DATASETS.FINEGPR.TEXT_MODE == "sentence"
+    assert cfg.SEED == -1 and cfg.DATASETS.SKIP_UNREADABLE is False
+    check_dmf_config(cfg)  # defaults are valid (fast-reid's Baseline meta-arch, its own sampler)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("DATALOADER.TEXT_RATIO", 1.5, "DATALOADER.TEXT_RATIO=1.5"),
+    ("MODEL.DMF.TEST_FEAT", "middle", "MODEL.DMF.TEST_FEAT='middle'"),
+    ("DATASETS.FINEGPR.TEXT_MODE", "poem", "DATASETS.FINEGPR.TEXT_MODE='poem'"),
+    ("MODEL.DMF.NUM_HEADS", 5, "multiple of MODEL.DMF.NUM_HEADS=5"),
+])
+def test_bad_values_are_rejected_naming_the_key(key, value, message):
+    cfg = get_cfg()
+    add_dmf_config(cfg)
+    cfg.merge_from_list([key, value])
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        check_dmf_config(cfg)
+
+
+def test_feat_dim_must_match_transformer_width_for_dmf():
+    cfg = get_cfg()
+    add_dmf_config(cfg)
+    cfg.merge_from_list(["MODEL.META_ARCHITECTURE", "DMF", "MODEL.BACKBONE.FEAT_DIM", 2048])
+    with pytest.raises(ValueError, match="MODEL.BACKBONE.FEAT_DIM=2048"):
+        check_dmf_config(cfg)
+
+
+def test_unknown_key_in_yaml_is_rejected(tmp_path):
+    cfg = get_cfg()
+    add_dmf_config(cfg)
+    path = tmp_path / "bad.yml"
+    path.write_text("MODEL:\n  DMF:\n    EMBED_DIMM: 10\n")
+    with pytest.raises(KeyError, match="EMBED_DIMM"):
+        cfg.merge_from_file(str(path))
