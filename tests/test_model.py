@@ -171,3 +171,16 @@ def test_text_samples_without_encoder_raise():
              "modalities": torch.tensor([1, 0, 1, 0]), "texts": ["a", "", "b", ""]}
     with pytest.raises(RuntimeError, match="MODEL.DMF.TEXT_ENCODER.NAME"), EventStorage(0):
         model(batch)
+
+
+def test_pretrained_partial_shape_mismatch_lists_skipped_keys(tmp_path):
+    source = FastReIDViT(img_size=(32, 16), patch_size=8, stride_size=8, embed_dim=32, depth=2, num_heads=2,
+                         qkv_bias=True)
+    state = source.state_dict()
+    state["blocks.0.mlp.fc1.weight"] = torch.randn(7, 32)
+    path = tmp_path / "partial.pth"
+    torch.save(state, path)
+    model = DMFBackbone(**SMALL)
+    report = load_pretrained_vit(model, str(path))
+    assert report["skipped_shape"] == ["blocks.0.mlp.fc1.weight: (7, 32) in checkpoint vs (128, 32) in model"]
+    assert "blocks.0.mlp.fc1.weight" not in report["loaded"] and "blocks.1.mlp.fc1.weight" in report["loaded"]
