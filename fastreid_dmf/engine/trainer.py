@@ -16,7 +16,7 @@ from fastreid.config import get_cfg
 from fastreid.engine import DefaultTrainer, default_setup
 from fastreid.utils.env import seed_all_rng
 
-from ..compat import disable_amp_without_cuda
+from ..compat import cuda_usable, disable_amp_without_cuda
 from ..config import add_dmf_config, check_dmf_config
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
 
@@ -102,7 +102,7 @@ def guard_output_dir(cfg, resume: bool, eval_only: bool) -> None:
 
 def _cpu_without_cuda(cfg):
     """``MODEL.DEVICE`` cuda on a machine without a usable GPU -> cpu, with a warning (paper configs say cuda)."""
-    if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+    if cfg.MODEL.DEVICE.startswith("cuda") and not cuda_usable():
         logger.warning("MODEL.DEVICE=%s but no GPU is usable here: running on the CPU", cfg.MODEL.DEVICE)
         cfg = cfg.clone()
         cfg.MODEL.DEVICE = "cpu"
