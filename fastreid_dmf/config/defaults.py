@@ -33,6 +33,12 @@ def add_dmf_config(cfg: CN) -> None:
       token features are then computed once per description and cached.
     * ``MODEL.DMF.TEXT_ENCODER.MAX_TOKENS`` [64]: tokenizer truncation length;
       the text position embedding has MAX_TOKENS + 1 rows.
+    * ``MODEL.DMF.TEXT_ENCODER.CACHE_DIR`` [""]: folder of the persistent
+      text-feature cache (frozen encoder only), keyed by encoder and text;
+      "" = ``<OUTPUT_DIR>/text_feature_cache``; "none" = in-memory only.
+    * ``MODEL.DMF.LAYER_SCALE_INIT`` [0.0]: > 0 adds LayerScale to every block
+      (timm ``init_values``), needed by BEiT / data2vec-vision weights; 0 = none
+      (ViT-B/16, TransReID, fast-reid ViT).
     * ``MODEL.DMF.TEXT_DIM`` [384]: D_t, hidden size of the text encoder
       (checked against the loaded encoder).
     * ``MODEL.DMF.TEST_FEAT`` ["before"]: test feature taken "before" or
@@ -46,7 +52,9 @@ def add_dmf_config(cfg: CN) -> None:
       the text rather than the image (DMF Algorithm 1); 0 = image only
       ("DMF w/o Text"), 1 = text only ("DMF w/o Image").
     * ``DATASETS.FINEGPR.ATTRIBUTE_FILE`` ["attributes.csv"],
-      ``TEXT_MODE`` ["sentence" | "keywords"], ``TEXT_ENVIRONMENT`` [True],
+      ``TEXT_MODE`` ["sentence" | "keywords" | "caption"],
+      ``CAPTION_FILE`` ["captions.csv"] (FineGPR-C captions, used when
+      TEXT_MODE is "caption"; relative to ``<root>/FineGPR/``), ``TEXT_ENVIRONMENT`` [True],
       ``IMAGES_PER_ID`` [0 = all], ``SUBSET_SEED`` [0].
     * ``DATASETS.VTEST_REID.ROOT`` [""]: folder of the real vtest_reid set
       (empty: ``$FASTREID_DMF_VTEST_ROOT`` or ``../shared/data/vtest_reid``).
@@ -69,6 +77,8 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.MODEL.DMF.TEXT_ENCODER.NAME = ""
     cfg.MODEL.DMF.TEXT_ENCODER.FREEZE = True
     cfg.MODEL.DMF.TEXT_ENCODER.MAX_TOKENS = 64
+    cfg.MODEL.DMF.TEXT_ENCODER.CACHE_DIR = ""
+    cfg.MODEL.DMF.LAYER_SCALE_INIT = 0.0
     cfg.MODEL.DMF.TEXT_DIM = 384
     cfg.MODEL.DMF.TEST_FEAT = "before"
     cfg.MODEL.DMF.TRIPLET_SQUARED = True
@@ -80,6 +90,7 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.DATASETS.FINEGPR.ATTRIBUTE_FILE = "attributes.csv"
     cfg.DATASETS.FINEGPR.TEXT_MODE = "sentence"
     cfg.DATASETS.FINEGPR.TEXT_ENVIRONMENT = True
+    cfg.DATASETS.FINEGPR.CAPTION_FILE = "captions.csv"
     cfg.DATASETS.FINEGPR.IMAGES_PER_ID = 0
     cfg.DATASETS.FINEGPR.SUBSET_SEED = 0
     cfg.DATASETS.VTEST_REID = CN()
@@ -110,8 +121,10 @@ def check_dmf_config(cfg: CN) -> None:
     _expect(dmf.DEPTH > 0, "MODEL.DMF.DEPTH", dmf.DEPTH, "a positive number of transformer blocks")
     _expect(dmf.TEXT_ENCODER.MAX_TOKENS > 1, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", dmf.TEXT_ENCODER.MAX_TOKENS,
             "an integer > 1")
-    _expect(cfg.DATASETS.FINEGPR.TEXT_MODE in ("sentence", "keywords"), "DATASETS.FINEGPR.TEXT_MODE",
-            cfg.DATASETS.FINEGPR.TEXT_MODE, "'sentence' or 'keywords'")
+    _expect(cfg.DATASETS.FINEGPR.TEXT_MODE in ("sentence", "keywords", "caption"), "DATASETS.FINEGPR.TEXT_MODE",
+            cfg.DATASETS.FINEGPR.TEXT_MODE, "'sentence', 'keywords' or 'caption'")
+    _expect(dmf.LAYER_SCALE_INIT >= 0, "MODEL.DMF.LAYER_SCALE_INIT", dmf.LAYER_SCALE_INIT,
+            "0 (no LayerScale) or a positive initial scale")
     if cfg.MODEL.META_ARCHITECTURE == "DMF":
         _expect(cfg.MODEL.BACKBONE.FEAT_DIM == dmf.EMBED_DIM, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
                 f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM)")

@@ -32,7 +32,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from .pretrained import load_pretrained_vit
-from .text_encoder import TextTokenEncoder
+from .text_encoder import TextTokenEncoder, build_text_encoder
 
 __all__ = ["DMFBackbone", "build_dmf_backbone"]
 
@@ -205,10 +205,7 @@ def build_dmf_backbone(cfg) -> DMFBackbone:
     """
     dmf = cfg.MODEL.DMF
     encoder_cfg = dmf.TEXT_ENCODER
-    text_encoder = None
-    if encoder_cfg.NAME:
-        text_encoder = TextTokenEncoder(encoder_cfg.NAME, max_tokens=encoder_cfg.MAX_TOKENS,
-                                        freeze=encoder_cfg.FREEZE)
+    text_encoder = build_text_encoder(cfg)
     model = DMFBackbone(
         img_size=cfg.INPUT.SIZE_TRAIN,
         patch_size=dmf.PATCH_SIZE,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["resolve_text_encoder_path", "TextTokenEncoder"]
+__all__ = ["resolve_text_encoder_path", "TextTokenEncoder", "build_text_encoder"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,3 +163,15 @@ class TextTokenEncoder(nn.Module):
             tokens[i, : row.shape[0]] = row
             valid[i, : row.shape[0]] = True
         return tokens.to(device), valid.to(device)
+
+
+def build_text_encoder(cfg) -> TextTokenEncoder | None:
+    """:class:`TextTokenEncoder` from ``cfg.MODEL.DMF.TEXT_ENCODER``; None when ``NAME`` is empty (no text branch).
+
+    Raises:
+        FileNotFoundError, OSError: see :class:`TextTokenEncoder`.
+    """
+    encoder_cfg = cfg.MODEL.DMF.TEXT_ENCODER
+    if not encoder_cfg.NAME:
+        return None
+    return TextTokenEncoder(encoder_cfg.NAME, max_tokens=encoder_cfg.MAX_TOKENS, freeze=encoder_cfg.FREEZE)
