@@ -40,6 +40,10 @@ Patches (all paths relative to the installed ``fastreid`` package):
        (``ContiguousParams``, ``utils/params.py``) buffer; torch 2's ``zero_grad(set_to_none=True)`` cuts that link
                                                    and training silently stops updating. The optimizer's
                                                    ``zero_grad`` now defaults to ``set_to_none=False``.
+9      ``utils/events.py``:                        Upstream bug: a second ``write()`` at the same iteration (an epoch
+       ``CommonMetricPrinter.write``               of 1-2 iterations: the after-step and after-epoch hooks both
+                                                   write) divides by zero in its ETA estimate. That case now skips
+                                                   the estimate, as upstream's first write does.
 =====  ==========================================  ==============================================================
 
 Checked and left alone: ``utils/checkpoint.py`` ``Checkpointer._load_file`` uses ``torch.load`` with the
@@ -482,6 +486,30 @@ def _patch_contiguous_optimizer_zero_grad() -> None:
             module.build_optimizer = patched
 
 
+# ------------------------------------------------------------------------------------------------ 9
+def _patch_metric_printer_same_iteration() -> None:
+    """Patch 9: ``fastreid/utils/events.py`` ``CommonMetricPrinter.write`` (ETA estimate).
+
+    Without a "time" history the printer estimates the iteration time from its previous write,
+    dividing by the number of iterations since then; on datasets with one or two iterations per
+    epoch it writes twice at one iteration and raises ``ZeroDivisionError``. Forgetting the previous
+    write in that case makes it take upstream's no-estimate branch.
+    """
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
+        def write(self: Any) -> Any:
+            from fastreid.utils.events import get_event_storage
+
+            last = getattr(self, "_last_write", None)
+            if last is not None and last[0] == get_event_storage().iter:
+                self._last_write = None
+            return original(self)
+        return write
+
+    events = importlib.import_module("fastreid.utils.events")
+    _install(events.CommonMetricPrinter, "write", make)
+
+
 # -------------------------------------------------------------------------------------------- apply
 def apply_fastreid_compat() -> None:
     """Apply every patch listed in the module docstring; safe to call more than once.
@@ -501,3 +529,4 @@ def apply_fastreid_compat() -> None:
     _patch_faiss_long_ptr()
     _patch_transforms_random_affine()
     _patch_contiguous_optimizer_zero_grad()
+    _patch_metric_printer_same_iteration()

@@ -622,3 +622,20 @@ def test_fastreid_contiguous_optimizer_keeps_updating_parameters():
 
     assert steps_that_change_weights(solver_build.build_optimizer) == [True, True, True]
     assert steps_that_change_weights(solver_build.build_optimizer.__wrapped__)[1:] == [False, False]
+
+
+def test_metric_printer_writes_twice_at_one_iteration_without_dividing_by_zero():
+    from fastreid.utils.events import CommonMetricPrinter, EventStorage
+
+    with EventStorage(start_iter=0) as storage:
+        storage.epoch = 0  # set by fast-reid's TrainerBase
+        storage.put_scalar("lr", 0.1)
+        printer = CommonMetricPrinter(max_iter=10)
+        printer.write()
+        printer.write()  # same iteration again, as after a one-iteration epoch
+        storage.step()
+        printer.write()
+        upstream = CommonMetricPrinter(max_iter=10)
+        upstream.write()
+        with pytest.raises(ZeroDivisionError):
+            CommonMetricPrinter.write.__wrapped__(upstream)

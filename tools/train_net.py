@@ -14,28 +14,12 @@ import fastreid_dmf  # noqa: E402,F401  (first: patches fastreid, registers DMF 
 
 # isort: split
 from fastreid.engine import default_argument_parser, launch  # noqa: E402
-from fastreid.utils.checkpoint import Checkpointer  # noqa: E402
 
-from fastreid_dmf.engine import DMFTrainer, setup_cfg  # noqa: E402
-from fastreid_dmf.engine.trainer import save_results  # noqa: E402
+from fastreid_dmf.engine.trainer import train_or_eval  # noqa: E402
 
 
 def main(args):
-    cfg = setup_cfg(args)
-    if args.eval_only:
-        cfg.defrost()
-        cfg.MODEL.BACKBONE.PRETRAIN = False
-        if cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS):
-            raise FileNotFoundError(f"MODEL.WEIGHTS={cfg.MODEL.WEIGHTS!r} is not a file")
-        model = DMFTrainer.build_model(cfg)
-        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
-        results = DMFTrainer.test(cfg, model)
-    else:
-        trainer = DMFTrainer(cfg)
-        trainer.resume_or_load(resume=args.resume)
-        results = trainer.train()
-    save_results(results, cfg.OUTPUT_DIR, "results.json")
-    return results
+    return train_or_eval(args)
 
 
 if __name__ == "__main__":

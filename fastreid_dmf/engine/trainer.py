@@ -14,13 +14,14 @@ import os
 import torch
 from fastreid.config import get_cfg
 from fastreid.engine import DefaultTrainer, default_setup
+from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
 
 from ..compat import cuda_usable, disable_amp_without_cuda
 from ..config import add_dmf_config, check_dmf_config
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
 
-__all__ = ["DMFTrainer", "setup_cfg", "filter_checkpoint_keys", "guard_output_dir", "save_results"]
+__all__ = ["DMFTrainer", "setup_cfg", "filter_checkpoint_keys", "guard_output_dir", "save_results", "train_or_eval"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +149,36 @@ def save_results(results: dict, output_dir: str, name: str) -> str | None:
     with open(path, "w") as handle:
         json.dump(plain(results), handle, indent=2)
     return path
+
+
+def train_or_eval(args) -> dict:
+    """What ``tools/train_net.py`` runs in each process: train (or ``--eval-only``), then write ``results.json``.
+
+    Args:
+        args: fast-reid's ``default_argument_parser()`` namespace.
+
+    Returns:
+        fast-reid's test results ``{dataset: {metric: value in percent}}`` (also for a single test set).
+
+    Raises:
+        FileNotFoundError: ``--eval-only`` with a ``MODEL.WEIGHTS`` that is not a file.
+        ValueError, FileExistsError: from :func:`setup_cfg`.
+    """
+    cfg = setup_cfg(args)
+    if args.eval_only:
+        cfg.defrost()
+        cfg.MODEL.BACKBONE.PRETRAIN = False
+        if cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS):
+            raise FileNotFoundError(f"MODEL.WEIGHTS={cfg.MODEL.WEIGHTS!r} is not a file")
+        model = DMFTrainer.build_model(cfg)
+        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
+        results = DMFTrainer.test(cfg, model)
+    else:
+        trainer = DMFTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        results = trainer.train()
+    if results and not all(isinstance(v, dict) for v in results.values()):
+        # fast-reid unwraps the dict of a single test set; keep {dataset: metrics} for every run.
+        results = {cfg.DATASETS.TESTS[0]: {k: v for k, v in results.items() if k != "dataset"}}
+    save_results(results, cfg.OUTPUT_DIR, "results.json")
+    return results
