@@ -14,8 +14,10 @@ import os
 import torch
 from fastreid.config import get_cfg
 from fastreid.engine import DefaultTrainer, default_setup
+from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
+from fastreid.utils.logger import setup_logger
 
 from ..compat import cuda_usable, disable_amp_without_cuda
 from ..config import add_dmf_config, check_dmf_config
@@ -129,6 +131,8 @@ def setup_cfg(args):
     guard_output_dir(cfg, args.resume, args.eval_only)
     cfg.freeze()
     default_setup(cfg, args)
+    # fast-reid's default_setup logs the "fastreid" logger only; ours goes to the same OUTPUT_DIR/log.txt.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="fastreid_dmf")
     if cfg.SEED >= 0:
         seed_all_rng(cfg.SEED)
     return cfg
