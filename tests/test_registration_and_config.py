@@ -54,3 +54,15 @@ def test_unknown_key_in_yaml_is_rejected(tmp_path):
     path.write_text("MODEL:\n  DMF:\n    EMBED_DIMM: 10\n")
     with pytest.raises(KeyError, match="EMBED_DIMM"):
         cfg.merge_from_file(str(path))
+
+
+def test_trainer_construction_asks_ddp_to_tolerate_unused_modality_parameters():
+    from fastreid.engine import defaults
+
+    from fastreid_dmf.engine.trainer import ddp_with_unused_parameters
+
+    original = defaults.DistributedDataParallel
+    with ddp_with_unused_parameters():
+        wrapper = defaults.DistributedDataParallel
+        assert wrapper.func is original and wrapper.keywords == {"find_unused_parameters": True}
+    assert defaults.DistributedDataParallel is original

@@ -7,13 +7,17 @@ Everything else (hooks, evaluators, schedulers, checkpoint resume,
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
+from collections.abc import Iterator
 
 import torch
 from fastreid.config import get_cfg
 from fastreid.engine import DefaultTrainer, default_setup
+from fastreid.engine import defaults as fastreid_defaults
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
@@ -23,7 +27,8 @@ from ..compat import cuda_usable, disable_amp_without_cuda
 from ..config import add_dmf_config, check_dmf_config
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
 
-__all__ = ["DMFTrainer", "setup_cfg", "filter_checkpoint_keys", "guard_output_dir", "save_results", "train_or_eval"]
+__all__ = ["DMFTrainer", "setup_cfg", "filter_checkpoint_keys", "guard_output_dir", "save_results", "train_or_eval",
+           "ddp_with_unused_parameters"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,23 @@ def filter_checkpoint_keys(state: dict, skip_prefixes: tuple[str, ...] | list[st
     return {k: v for k, v in state.items() if k not in skipped}, skipped
 
 
+@contextlib.contextmanager
+def ddp_with_unused_parameters() -> Iterator[None]:
+    """Within the block, fast-reid's ``DefaultTrainer`` wraps models in DDP with ``find_unused_parameters=True``.
+
+    A DMF batch with images only (or texts only) leaves the other modality's
+    projection, [cls] and position embedding without gradients, which plain
+    DDP rejects. Replaces ``fastreid.engine.defaults.DistributedDataParallel``
+    (the name ``DefaultTrainer.__init__`` calls) and restores it on exit.
+    """
+    original = fastreid_defaults.DistributedDataParallel
+    fastreid_defaults.DistributedDataParallel = functools.partial(original, find_unused_parameters=True)
+    try:
+        yield
+    finally:
+        fastreid_defaults.DistributedDataParallel = original
+
+
 class DMFTrainer(DefaultTrainer):
     """fast-reid ``DefaultTrainer`` for DMF pre-training and fine-tuning.
 
@@ -48,7 +70,12 @@ class DMFTrainer(DefaultTrainer):
     * ``resume_or_load``: when starting from ``MODEL.WEIGHTS`` (not resuming),
       drops ``MODEL.DMF.SKIP_LOAD_KEYS`` (the identity classifier when
       fine-tuning on new identities) and logs every key skipped and why.
+    * multi-GPU: DDP with ``find_unused_parameters=True`` (see :func:`ddp_with_unused_parameters`).
     """
+
+    def __init__(self, cfg) -> None:
+        with ddp_with_unused_parameters():
+            super().__init__(cfg)
 
     @classmethod
     def build_train_loader(cls, cfg):
