@@ -15,7 +15,8 @@ Parameter names of the image path and the shared part are those of
 fast-reid's ViT (``fastreid/modeling/backbones/vision_transformer.py``, the
 TransReID ViT), so ImageNet ViT, TransReID and fast-reid ViT checkpoints load
 unchanged. The blocks are timm's ``Block`` (same names, plus attention
-masks for padded text).
+masks for padded text, plus optional LayerScale ``ls1``/``ls2`` for BEiT /
+data2vec-vision weights, ``MODEL.DMF.LAYER_SCALE_INIT``).
 """
 
 from __future__ import annotations
@@ -56,9 +57,13 @@ class DMFBackbone(nn.Module):
         max_text_tokens: text position embedding covers this many tokens + [cls].
         text_encoder: frozen encoder producing token features, or None for an
             image-only model (text parameters still exist so checkpoints match).
+        layer_scale_init: > 0 adds LayerScale (Touvron et al., CaiT; timm ``Block(init_values=...)``,
+            parameters ``blocks.N.ls1.gamma`` / ``ls2.gamma``, float ``(D,)``) to every block, needed
+            by BEiT / data2vec-vision weights; 0 = no LayerScale (ViT-B/16, TransReID, fast-reid ViT).
 
     Raises:
-        ValueError: ``text_dim`` differs from the encoder's hidden size.
+        ValueError: ``text_dim`` differs from the encoder's hidden size, or
+            ``layer_scale_init`` < 0 (names MODEL.DMF.LAYER_SCALE_INIT).
     """
 
     def __init__(
@@ -79,8 +84,12 @@ class DMFBackbone(nn.Module):
         text_dim: int = 384,
         max_text_tokens: int = 64,
         text_encoder: TextTokenEncoder | None = None,
+        layer_scale_init: float = 0.0,
     ) -> None:
         super().__init__()
+        if layer_scale_init < 0:
+            raise ValueError(f"config MODEL.DMF.LAYER_SCALE_INIT={layer_scale_init!r}: expected 0 (no LayerScale) "
+                             "or a positive initial scale")
         image_embed_dim = image_embed_dim or embed_dim
         self.embed_dim = self.num_features = embed_dim
         # Image translation (Eq. 3-4).
@@ -105,7 +114,8 @@ class DMFBackbone(nn.Module):
         norm_layer = _layer_norm(ln_eps)
         self.blocks = nn.ModuleList([
             Block(dim=embed_dim, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=drop_rate,
-                  attn_drop=attn_drop_rate, drop_path=rate, norm_layer=norm_layer)
+                  attn_drop=attn_drop_rate, drop_path=rate, norm_layer=norm_layer,
+                  init_values=layer_scale_init if layer_scale_init > 0 else None)
             for rate in rates
         ])
         self.norm = norm_layer(embed_dim)
@@ -114,7 +124,9 @@ class DMFBackbone(nn.Module):
     def _init_weights(self, identity_image_proj: bool) -> None:
         for tensor in (self.cls_token, self.pos_embed, self.text_cls_token, self.text_pos_embed):
             trunc_normal_(tensor, std=0.02)
-        for module in self.modules():
+        for name, module in self.named_modules():
+            if name.split(".")[0] == "text_encoder":
+                continue  # a fine-tuned (FREEZE False) pre-trained text encoder keeps its weights
             if isinstance(module, nn.Linear):
                 trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
@@ -197,7 +209,8 @@ def build_dmf_backbone(cfg) -> DMFBackbone:
 
     Loads ``MODEL.BACKBONE.PRETRAIN_PATH`` when ``MODEL.BACKBONE.PRETRAIN`` is
     set (see :func:`fastreid_dmf.modeling.pretrained.load_pretrained_vit`) and
-    the text encoder when ``MODEL.DMF.TEXT_ENCODER.NAME`` is set.
+    the text encoder when ``MODEL.DMF.TEXT_ENCODER.NAME`` is set;
+    ``MODEL.DMF.LAYER_SCALE_INIT`` > 0 adds LayerScale to every block.
 
     Raises:
         FileNotFoundError, OSError: a missing pre-trained checkpoint or text encoder.
@@ -223,6 +236,7 @@ def build_dmf_backbone(cfg) -> DMFBackbone:
         text_dim=dmf.TEXT_DIM,
         max_text_tokens=encoder_cfg.MAX_TOKENS,
         text_encoder=text_encoder,
+        layer_scale_init=dmf.LAYER_SCALE_INIT,
     )
     if cfg.MODEL.BACKBONE.PRETRAIN:
         load_pretrained_vit(model, cfg.MODEL.BACKBONE.PRETRAIN_PATH)

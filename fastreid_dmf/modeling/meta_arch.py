@@ -4,26 +4,42 @@ DMF (Xiang et al., arXiv 2211.00933) Fig. 2 and Eq. 2: shared transformer
 global feature -> soft-margin triplet loss (Eq. 1); the same feature after the
 BNNeck -> identity classifier -> cross-entropy ID loss; total = sum.
 Structure, config and heads are fast-reid's (``fastreid/modeling/meta_arch/
-baseline.py``, ``heads/embedding_head.py``); images are normalised out of
-place (upstream's in-place ``sub_``/``div_`` normalises a flipped test batch twice).
+baseline.py``, ``heads/``: any registered head and ``MODEL.HEADS.CLS_LAYER``);
+images are normalised out of place (upstream's in-place ``sub_``/``div_``
+normalises a flipped test batch twice).
+
+Losses: ``TripletLoss`` is DMF's own soft-margin / squared batch-hard triplet
+(Eq. 1, :func:`~fastreid_dmf.modeling.losses.batch_hard_triplet_loss`); every
+other ``MODEL.LOSSES.NAME`` entry fast-reid's ``Baseline.losses`` computes
+(``CrossEntropyLoss``, ``CircleLoss``, ``Cosface``) is delegated to it, so a DMF
+checkpoint fine-tunes with any fast-reid head/loss config and those losses
+behave exactly as in fast-reid.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import torch
+import torch.nn.functional as F
 from fastreid.config import configurable
-from fastreid.modeling.losses import cross_entropy_loss, log_accuracy
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.modeling.meta_arch.baseline import Baseline
 
 from .losses import batch_hard_triplet_loss
 
-__all__ = ["DMF", "IMAGE", "TEXT"]
+__all__ = ["DMF", "IMAGE", "TEXT", "FASTREID_LOSSES"]
+
+logger = logging.getLogger(__name__)
 
 #: Values of ``batched_inputs["modalities"]``.
 IMAGE, TEXT = 0, 1
+
+#: ``MODEL.LOSSES.NAME`` entries fast-reid 1.4.0's ``Baseline.losses`` computes (it silently ignores any
+#: other name, e.g. ``FocalLoss``, which exists in ``fastreid.modeling.losses`` but is never called there).
+FASTREID_LOSSES = ("CrossEntropyLoss", "TripletLoss", "CircleLoss", "Cosface")
 
 
 @META_ARCH_REGISTRY.register()
@@ -37,9 +53,17 @@ class DMF(Baseline):
         ``texts`` (with text samples): list of B descriptions ("" for images).
 
     Output:
-        training: ``{"loss_cls": ..., "loss_triplet": ...}`` scalars (names from
+        training: scalar float losses named as fast-reid's ``Baseline`` names them
+        (``loss_cls``, ``loss_triplet``, ``loss_circle``, ``loss_cosface``, from
         ``MODEL.LOSSES.NAME``); inference: float ``(B, D)`` image features
         before or after the BNNeck (``MODEL.DMF.TEST_FEAT``).
+
+    ``MODEL.LOSSES.TRI.HARD_MINING`` False (fast-reid's default) is ignored with a
+    warning: DMF's triplet always mines the hardest positive/negative.
+
+    Raises:
+        ValueError: (at construction) ``MODEL.LOSSES.NAME`` holds a name fast-reid's
+            ``Baseline.losses`` does not compute (it would be silently ignored there).
     """
 
     @configurable
@@ -49,6 +73,14 @@ class DMF(Baseline):
                          loss_kwargs=loss_kwargs)
         self.test_feat = test_feat
         self.triplet_squared = triplet_squared
+        names = tuple((loss_kwargs or {}).get("loss_names", ()))
+        unknown = [name for name in names if name not in FASTREID_LOSSES]
+        if unknown:
+            raise ValueError(f"config MODEL.LOSSES.NAME={names!r}: {unknown} not computed by fast-reid's "
+                             f"Baseline.losses; expected names from {FASTREID_LOSSES}")
+        if "TripletLoss" in names and not loss_kwargs["tri"].get("hard_mining", True):
+            logger.warning("MODEL.LOSSES.TRI.HARD_MINING=False (fast-reid's default) is ignored: DMF's triplet loss "
+                           "(Eq. 1) always uses the hardest positive and negative of the batch")
 
     @classmethod
     def from_config(cls, cfg) -> dict:
@@ -115,19 +147,32 @@ class DMF(Baseline):
         return self.losses(outputs, targets)
 
     def losses(self, outputs: dict, gt_labels: torch.Tensor) -> dict:
-        """ID loss (cross-entropy on BNNeck logits) + soft-margin batch-hard triplet (Eq. 1), Eq. 2."""
-        log_accuracy(outputs["pred_class_logits"].detach(), gt_labels)
-        names = self.loss_kwargs["loss_names"]
-        unknown = set(names) - {"CrossEntropyLoss", "TripletLoss"}
-        if unknown:
-            raise ValueError(f"MODEL.LOSSES.NAME has {sorted(unknown)}; DMF supports CrossEntropyLoss and TripletLoss")
-        losses = {}
-        if "CrossEntropyLoss" in names:
-            ce = self.loss_kwargs["ce"]
-            losses["loss_cls"] = cross_entropy_loss(outputs["cls_outputs"], gt_labels, ce["eps"], ce["alpha"]) \
-                * ce["scale"]
+        """Loss dict for ``MODEL.LOSSES.NAME`` (Eq. 2: their sum is the training objective).
+
+        ``TripletLoss`` -> ``loss_triplet``: DMF's soft-margin (``TRI.MARGIN`` 0) or
+        hinge batch-hard triplet (Eq. 1) on ``outputs["features"]`` (squared distances
+        when ``MODEL.DMF.TRIPLET_SQUARED``; L2-normalised first when ``TRI.NORM_FEAT``),
+        times ``TRI.SCALE``. Every other name is computed by fast-reid's
+        ``Baseline.losses`` (``fastreid/modeling/meta_arch/baseline.py``) with the same
+        keyword arguments, which also logs the classifier accuracy.
+
+        Args:
+            outputs: the head's training output: ``cls_outputs`` float ``(B, C)``,
+                ``pred_class_logits`` float ``(B, C)``, ``features`` float ``(B, D)``.
+            gt_labels: int ``(B,)`` identity labels.
+
+        Returns:
+            ``{loss name: scalar float tensor}``.
+        """
+        names = tuple(self.loss_kwargs["loss_names"])
+        # Baseline.losses only reads self.loss_kwargs; give it the names it should compute.
+        delegated = {**self.loss_kwargs, "loss_names": tuple(name for name in names if name != "TripletLoss")}
+        losses = Baseline.losses(SimpleNamespace(loss_kwargs=delegated), outputs, gt_labels)
         if "TripletLoss" in names:
             tri = self.loss_kwargs["tri"]
-            losses["loss_triplet"] = batch_hard_triplet_loss(outputs["features"], gt_labels, tri["margin"],
+            features = outputs["features"]
+            if tri.get("norm_feat", False):
+                features = F.normalize(features, dim=1)
+            losses["loss_triplet"] = batch_hard_triplet_loss(features, gt_labels, tri["margin"],
                                                              self.triplet_squared) * tri["scale"]
         return losses
