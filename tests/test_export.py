@@ -18,6 +18,7 @@ from fastreid.modeling.meta_arch import build_model
 from fastreid.modeling.meta_arch.baseline import Baseline
 from fastreid.utils.checkpoint import Checkpointer
 
+from fastreid_dmf.config import add_dmf_config
 from fastreid_dmf.modeling import backbone as dmf_backbone_module
 from fastreid_dmf.modeling.export import (
     build_fastreid_vit,
@@ -225,3 +226,41 @@ def test_cli_refuses_existing_output_and_missing_config(tmp_path, capsys):
     (tmp_path / "run" / "config.yaml").unlink()
     assert cli.main([str(checkpoint), str(tmp_path / "other.pth")]) == 2
     assert "--config-file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("test_feat", ["before", "after"])
+def test_vit_base_export_evaluates_identically_under_the_bagtricks_vit_baseline_config(tmp_path, test_feat):
+    """Paper-size (ViT-B/16, 256x128) DMF -> export -> fast-reid Baseline built from configs/Base-bagtricks-ViT.yml."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = get_fastreid_cfg()
+    add_dmf_config(cfg)
+    cfg.merge_from_file(os.path.join(repo, "configs/paper/table2_market/dmf.yml"))
+    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.HEADS.NUM_CLASSES", 5,
+                         "MODEL.BACKBONE.PRETRAIN", False, "MODEL.DMF.TEST_FEAT", test_feat])
+    torch.manual_seed(0)
+    dmf = build_model(cfg)
+    with torch.no_grad():  # a non-identity F and a trained-looking BNNeck
+        dmf.backbone.image_proj.weight.add_(0.01 * torch.randn_like(dmf.backbone.image_proj.weight))
+        dmf.heads.bottleneck[0].running_mean.normal_()
+        dmf.heads.bottleneck[0].running_var.uniform_(0.5, 2.0)
+    dmf.eval()
+    Checkpointer(dmf, str(tmp_path)).save("model_final")
+    exported = str(tmp_path / "exported.pth")
+    export_fastreid_vit(str(tmp_path / "model_final.pth"), exported, cfg, test_feat=test_feat)
+
+    baseline_cfg = get_fastreid_cfg()
+    add_dmf_config(baseline_cfg)
+    baseline_cfg.merge_from_file(os.path.join(repo, "configs/paper/table2_market/bagtricks_vit.yml"))
+    baseline_cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAIN", False, "MODEL.WEIGHTS", exported,
+                                  "MODEL.HEADS.NUM_CLASSES", 5])
+    if test_feat == "before":  # fast-reid's EmbeddingHead returns the post-BNNeck feature unless it has none
+        baseline_cfg.merge_from_list(["MODEL.HEADS.WITH_BNNECK", False])
+    baseline = build_model(baseline_cfg)
+    Checkpointer(baseline).load(exported)
+    baseline.eval()
+    images = torch.rand(2, 3, 256, 128) * 255
+    with torch.no_grad():
+        expected = dmf({"images": images.clone()})
+        got = baseline({"images": images.clone()})  # Baseline normalises in place
+    assert got.shape == expected.shape == (2, 768)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5)  # float32 after folding F in float64

@@ -24,7 +24,7 @@ def _small_cfg(text_encoder_name=""):
         "MODEL.HEADS.NUM_CLASSES", 3, "MODEL.HEADS.POOL_LAYER", "Identity", "MODEL.HEADS.WITH_BNNECK", True,
         "MODEL.LOSSES.NAME", ("CrossEntropyLoss", "TripletLoss"), "MODEL.LOSSES.TRI.MARGIN", 0.0,
         "MODEL.DMF.TEXT_ENCODER.NAME", text_encoder_name, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", 32,
-        "MODEL.BACKBONE.DROP_PATH_RATIO", 0.0,
+        "MODEL.BACKBONE.DROP_PATH_RATIO", 0.0, "MODEL.DMF.TEXT_ENCODER.CACHE_DIR", "none",
     ])
     return cfg
 
