@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 from collections import Counter
 from pathlib import Path
 
@@ -167,24 +166,6 @@ def test_subset_keeps_all_when_identity_has_fewer(tmp_path: Path) -> None:
     assert len(data.train) == len(ATTRS) * len(IMAGE_CODES)
     same = FineGPR(root=str(tmp_path), images_per_identity=len(IMAGE_CODES))
     assert same.train == data.train
-
-
-def test_subset_independent_of_listing_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    make_tree(tmp_path, codes=_many_codes(15))
-    expected = FineGPR(root=str(tmp_path), images_per_identity=4, subset_seed=3).train
-    real_listdir = os.listdir
-
-    def shuffled_listdir(path: str | os.PathLike[str] = ".") -> list[str]:
-        names = real_listdir(path)
-        random.Random(len(names) + 1).shuffle(names)
-        names.reverse()
-        return names
-
-    import fastreid_dmf.data.datasets.finegpr as finegpr_module
-
-    monkeypatch.setattr(finegpr_module.os, "listdir", shuffled_listdir)
-    assert os.listdir(str(tmp_path / "FineGPR" / "0003")) != sorted(real_listdir(str(tmp_path / "FineGPR" / "0003")))
-    assert FineGPR(root=str(tmp_path), images_per_identity=4, subset_seed=3).train == expected
 
 
 def test_subset_of_one_identity_does_not_depend_on_others(tmp_path: Path) -> None:

@@ -286,7 +286,7 @@ def test_unfrozen_encoder_ignores_the_cache_dir_and_says_so(d2v_dir, tmp_path, c
 def test_dmf_model_built_by_fastreid_reuses_the_persistent_cache(d2v_dir, tmp_path, monkeypatch):
     cfg = _small_cfg(str(d2v_dir))
     cfg.merge_from_list(["MODEL.DMF.TEXT_DIM", HIDDEN, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", MAX_TOKENS,
-                         "OUTPUT_DIR", str(tmp_path / "run")])
+                         "OUTPUT_DIR", str(tmp_path / "run"), "MODEL.DMF.TEXT_ENCODER.CACHE_DIR", ""])
     batch = {"images": torch.rand(4, 3, 32, 16) * 255, "targets": torch.tensor([0, 0, 1, 1]),
              "modalities": torch.tensor([1, 0, 1, 0]), "texts": [TEXTS[0], "", TEXTS[1], ""]}
     model = build_model(cfg).train()

@@ -39,7 +39,7 @@ def dataset_kwargs(cfg, name: str) -> dict:
         fine = cfg.DATASETS.FINEGPR
         return {"attribute_file": fine.ATTRIBUTE_FILE, "text_mode": fine.TEXT_MODE,
                 "text_environment": fine.TEXT_ENVIRONMENT, "images_per_identity": fine.IMAGES_PER_ID,
-                "subset_seed": fine.SUBSET_SEED}
+                "subset_seed": fine.SUBSET_SEED, "caption_file": fine.CAPTION_FILE}
     if name == "VTestReID":
         return {"vtest_root": cfg.DATASETS.VTEST_REID.ROOT}
     return {}
