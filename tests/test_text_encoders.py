@@ -14,6 +14,7 @@ import torch
 from fastreid.modeling.meta_arch import build_model
 from fastreid.utils.events import EventStorage
 
+from fastreid_dmf.modeling import text_cache
 from fastreid_dmf.modeling import text_encoder as te
 from fastreid_dmf.modeling.backbone import DMFBackbone
 from fastreid_dmf.modeling.text_encoder import TextTokenEncoder, build_text_encoder, encoder_fingerprint
@@ -228,6 +229,7 @@ def test_pending_features_are_written_every_n_texts_and_when_the_encoder_is_coll
 
 def test_other_ranks_write_their_own_shards_and_not_the_manifest(d2v_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(te, "_rank", lambda: 1)
+    monkeypatch.setattr(text_cache, "_rank", lambda: 1)
     encoder = TextTokenEncoder(str(d2v_dir), max_tokens=MAX_TOKENS, cache_dir=str(tmp_path / "cache"))
     encoder(TEXTS)
     encoder.flush()
