@@ -103,7 +103,7 @@ def smoke_overrides(cfg, workdir: str, vit_checkpoint: str) -> list:
         encoder = cfg.MODEL.DMF.TEXT_ENCODER
         if encoder.NAME:
             cache = encoder.CACHE_DIR
-            opts += ["MODEL.DMF.TEXT_ENCODER.NAME", SMOKE_TEXT_ENCODER, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", 32,
+            opts += ["MODEL.DMF.TEXT_ENCODER.NAME", SMOKE_TEXT_ENCODER,
                      "MODEL.DMF.TEXT_ENCODER.CACHE_DIR", cache if cache in ("", "none") else _rooted(cache, workdir)]
     else:
         opts += ["MODEL.BACKBONE.PRETRAIN", False]
@@ -125,6 +125,7 @@ def run_smoke(config: str, workdir: str, vit_checkpoint: str, extra_opts: list |
 
     start = time.time()
     output_dir = ""
+    handlers_before = _log_handlers()
     try:
         cfg = get_cfg()
         add_dmf_config(cfg)
@@ -137,6 +138,28 @@ def run_smoke(config: str, workdir: str, vit_checkpoint: str, extra_opts: list |
         return SmokeResult(config, True, time.time() - start, dict(results), output_dir=output_dir)
     except Exception:  # noqa: BLE001  (report every failure, keep going)
         return SmokeResult(config, False, time.time() - start, error=traceback.format_exc(), output_dir=output_dir)
+    finally:
+        _drop_new_log_files(handlers_before)
+
+
+_LOGGERS = ("fastreid", "fastreid_dmf", "fvcore")
+
+
+def _log_handlers() -> dict[str, list[logging.Handler]]:
+    return {name: list(logging.getLogger(name).handlers) for name in _LOGGERS}
+
+
+def _drop_new_log_files(before: dict[str, list[logging.Handler]]) -> None:
+    """Detach the handlers a run's ``default_setup`` added (its console and its ``log.txt``).
+
+    Otherwise the next run in this process also logs into that ``log.txt``. The streams stay open:
+    fast-reid caches them per file name.
+    """
+    for name, old in before.items():
+        log = logging.getLogger(name)
+        for handler in list(log.handlers):
+            if handler not in old:
+                log.removeHandler(handler)
 
 
 def run_smoke_suite(configs: list[str], workdir: str, datasets_root: str | None = None) -> list[SmokeResult]:
