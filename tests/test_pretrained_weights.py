@@ -84,6 +84,28 @@ def test_fastreid_checkpoint_reproduces_fastreid_vit_at_reid_size(tmp_path, stri
         assert torch.allclose(model(images), reference(images), atol=ATOL)
 
 
+def test_transreid_checkpoint_reproduces_its_vit_and_reports_its_reid_head(tmp_path):
+    """TransReID saves ``base.*`` (its ViT, pos_embed already on the 16x8 Re-ID grid) plus BNNeck/classifier."""
+    reference = FastReIDViT(img_size=(256, 128), patch_size=16, stride_size=16, embed_dim=32, depth=2,
+                            num_heads=2, qkv_bias=True)
+    _randomise(reference, seed=2)
+    reference.eval()
+    state = {f"base.{k}": v for k, v in reference.state_dict().items()}
+    state.update({"bottleneck.weight": torch.ones(32), "bottleneck.bias": torch.zeros(32),
+                  "classifier.weight": torch.randn(751, 32)})
+    path = tmp_path / "transformer_120.pth"
+    torch.save(state, path)
+    assert detect_checkpoint_family(read_state_dict(str(path))) == "transreid"
+    model = DMFBackbone(img_size=(256, 128), patch_size=16, stride_size=16, embed_dim=32, depth=2,
+                        num_heads=2).eval()
+    report = load_pretrained_vit(model, str(path))
+    assert not report["skipped_shape"]
+    assert set(report["unexpected"]) == {"bottleneck.weight", "bottleneck.bias", "classifier.weight"}
+    images = torch.randn(2, 3, 256, 128)
+    with torch.no_grad():
+        assert torch.allclose(model(images), reference(images), atol=ATOL)
+
+
 def test_square_timm_grid_is_resized_bilinearly_to_reid_grid(tmp_path):
     reference = _timm_vit()
     path = tmp_path / "timm_224.pth"
