@@ -5,7 +5,8 @@ Importing this package
 1. patches fastreid 1.4.0 for torch 2 / Python 3.11 / numpy 2 / CPU-only
    machines (:mod:`fastreid_dmf.compat`), and
 2. registers in fast-reid's registries: META_ARCH ``DMF``, BACKBONE
-   ``build_dmf_backbone``, DATASETs ``FineGPR``, ``SynthMarket``,
+   ``build_dmf_backbone``, DATASETs ``FineGPR``, ``CUHK03NP``,
+   ``CUHK03NPLabeled``, ``MSMT17All``, ``RandPerson``, ``SynthMarket``,
    ``SynthMSMT`` and ``VTestReID``.
 
 Config keys: :func:`fastreid_dmf.config.add_dmf_config`. The mixed-modality

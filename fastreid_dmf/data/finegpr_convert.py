@@ -653,32 +653,27 @@ def _publish(tmp: str, output: str, overwrite: bool) -> None:
     os.replace(tmp, output)
 
 
-def _write_attributes_checked(table: dict[int, dict[str, str]], output: str, overwrite: bool) -> None:
+def _write_checked(content: dict, output: str, overwrite: bool, write, read, what: str) -> None:
+    """Write ``content`` with ``write`` to a temporary file, check that ``read`` gives it back, then publish it."""
     tmp = _temporary_path(output)
     if os.path.exists(tmp):
         raise FileExistsError(f"temporary file {tmp!r} exists; remove it and run again")
     try:
-        write_attribute_file(tmp, table)
-        if read_attribute_file(tmp) != table:
-            raise RuntimeError(f"attribute file {tmp!r} does not read back as written")
+        write(tmp, content)
+        if read(tmp) != content:
+            raise RuntimeError(f"{what} file {tmp!r} does not read back as written")
         _publish(tmp, output, overwrite)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _write_attributes_checked(table: dict[int, dict[str, str]], output: str, overwrite: bool) -> None:
+    _write_checked(table, output, overwrite, write_attribute_file, read_attribute_file, "attribute")
 
 
 def _write_captions_checked(captions: dict[str, str], output: str, overwrite: bool) -> None:
-    tmp = _temporary_path(output)
-    if os.path.exists(tmp):
-        raise FileExistsError(f"temporary file {tmp!r} exists; remove it and run again")
-    try:
-        write_caption_file(tmp, captions)
-        if read_caption_file(tmp) != captions:
-            raise RuntimeError(f"caption file {tmp!r} does not read back as written")
-        _publish(tmp, output, overwrite)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    _write_checked(captions, output, overwrite, write_caption_file, read_caption_file, "caption")
 
 
 def convert_attributes(
