@@ -306,3 +306,29 @@ def test_dmf_model_built_by_fastreid_reuses_the_persistent_cache(d2v_dir, tmp_pa
     assert calls == [] and torch.isfinite(sum(losses.values()))
     assert torch.equal(restarted.backbone.text_encoder(TEXTS[:2])[0], tokens)
     assert restarted.backbone.text_encoder.cache_stats.disk_hits == 4  # 2 texts, in two calls
+
+
+@pytest.mark.parametrize("factor", [0.1, 1.0])
+def test_fine_tuned_encoder_trains_at_its_lr_factor_and_everything_else_at_fastreids_lr(d2v_dir, factor):
+    from fastreid_dmf.engine.trainer import DMFTrainer
+
+    cfg = _small_cfg(str(d2v_dir))
+    cfg.merge_from_list(["MODEL.DMF.TEXT_DIM", HIDDEN, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", MAX_TOKENS,
+                         "MODEL.DMF.TEXT_ENCODER.FREEZE", False, "MODEL.DMF.TEXT_ENCODER.LR_FACTOR", factor,
+                         "SOLVER.OPT", "SGD", "SOLVER.BASE_LR", 0.01, "SOLVER.BIAS_LR_FACTOR", 2.0,
+                         "SOLVER.HEADS_LR_FACTOR", 1.0])
+    model = build_model(cfg)
+    optimizer, _ = DMFTrainer.build_optimizer(cfg, model)
+    # fast-reid's ContiguousParams packs each LR into one flat buffer; map buffers back by size.
+    encoder_numel = sum(p.numel() for p in model.backbone.text_encoder.module.parameters())
+    lr_numel: dict[float, int] = {}
+    for group in optimizer.param_groups:
+        lr = round(group["lr"], 8)
+        lr_numel[lr] = lr_numel.get(lr, 0) + sum(p.numel() for p in group["params"])
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(lr_numel.values()) == total
+    if factor == 1.0:
+        assert set(lr_numel) == {0.01, 0.02}
+    else:
+        assert set(lr_numel) == {0.01, 0.02, 0.001, 0.002}  # weights / biases, times the factor for the encoder
+        assert lr_numel[0.001] + lr_numel[0.002] == encoder_numel

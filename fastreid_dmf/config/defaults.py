@@ -36,6 +36,9 @@ def add_dmf_config(cfg: CN) -> None:
     * ``MODEL.DMF.TEXT_ENCODER.CACHE_DIR`` [""]: folder of the persistent
       text-feature cache (frozen encoder only), keyed by encoder and text;
       "" = ``<OUTPUT_DIR>/text_feature_cache``; "none" = in-memory only.
+    * ``MODEL.DMF.TEXT_ENCODER.LR_FACTOR`` [0.1]: learning-rate multiplier of
+      a fine-tuned encoder (FREEZE False), so the pre-trained encoder moves
+      slower than the randomly initialised DMF parts.
     * ``MODEL.DMF.LAYER_SCALE_INIT`` [0.0]: > 0 adds LayerScale to every block
       (timm ``init_values``), needed by BEiT / data2vec-vision weights; 0 = none
       (ViT-B/16, TransReID, fast-reid ViT).
@@ -78,6 +81,7 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.MODEL.DMF.TEXT_ENCODER.FREEZE = True
     cfg.MODEL.DMF.TEXT_ENCODER.MAX_TOKENS = 64
     cfg.MODEL.DMF.TEXT_ENCODER.CACHE_DIR = ""
+    cfg.MODEL.DMF.TEXT_ENCODER.LR_FACTOR = 0.1
     cfg.MODEL.DMF.LAYER_SCALE_INIT = 0.0
     cfg.MODEL.DMF.TEXT_DIM = 384
     cfg.MODEL.DMF.TEST_FEAT = "before"
@@ -123,6 +127,8 @@ def check_dmf_config(cfg: CN) -> None:
             "an integer > 1")
     _expect(cfg.DATASETS.FINEGPR.TEXT_MODE in ("sentence", "keywords", "caption"), "DATASETS.FINEGPR.TEXT_MODE",
             cfg.DATASETS.FINEGPR.TEXT_MODE, "'sentence', 'keywords' or 'caption'")
+    _expect(dmf.TEXT_ENCODER.LR_FACTOR > 0, "MODEL.DMF.TEXT_ENCODER.LR_FACTOR", dmf.TEXT_ENCODER.LR_FACTOR,
+            "a positive learning-rate multiplier")
     _expect(dmf.LAYER_SCALE_INIT >= 0, "MODEL.DMF.LAYER_SCALE_INIT", dmf.LAYER_SCALE_INIT,
             "0 (no LayerScale) or a positive initial scale")
     if cfg.MODEL.META_ARCHITECTURE == "DMF":

@@ -18,6 +18,7 @@ import torch
 from fastreid.config import get_cfg
 from fastreid.engine import DefaultTrainer, default_setup
 from fastreid.engine import defaults as fastreid_defaults
+from fastreid.solver import build as fastreid_solver_build
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
@@ -28,7 +29,7 @@ from ..config import add_dmf_config, check_dmf_config
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
 
 __all__ = ["DMFTrainer", "setup_cfg", "filter_checkpoint_keys", "guard_output_dir", "save_results", "train_or_eval",
-           "ddp_with_unused_parameters"]
+           "ddp_with_unused_parameters", "scaled_lr_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,33 @@ def ddp_with_unused_parameters() -> Iterator[None]:
         fastreid_defaults.DistributedDataParallel = original
 
 
+@contextlib.contextmanager
+def scaled_lr_for(parameters: list, factor: float) -> Iterator[None]:
+    """Within the block, fast-reid's optimizer parameter groups of ``parameters`` get their LR times ``factor``.
+
+    Wraps ``fastreid.solver.build.get_default_optimizer_params`` (which
+    ``build_optimizer`` calls before grouping parameters by LR), so bias and
+    heads LR factors still apply on top.
+    """
+    original = fastreid_solver_build.get_default_optimizer_params
+    targets = {id(p) for p in parameters}
+
+    @functools.wraps(original)
+    def scaled(*args, **kwargs):
+        groups = original(*args, **kwargs)
+        base_lr = kwargs.get("base_lr")
+        for group in groups:
+            if any(id(p) in targets for p in group["params"]):
+                group["lr"] = group.get("lr", base_lr) * factor
+        return groups
+
+    fastreid_solver_build.get_default_optimizer_params = scaled
+    try:
+        yield
+    finally:
+        fastreid_solver_build.get_default_optimizer_params = original
+
+
 class DMFTrainer(DefaultTrainer):
     """fast-reid ``DefaultTrainer`` for DMF pre-training and fine-tuning.
 
@@ -71,7 +99,23 @@ class DMFTrainer(DefaultTrainer):
       drops ``MODEL.DMF.SKIP_LOAD_KEYS`` (the identity classifier when
       fine-tuning on new identities) and logs every key skipped and why.
     * multi-GPU: DDP with ``find_unused_parameters=True`` (see :func:`ddp_with_unused_parameters`).
+    * ``build_optimizer``: fast-reid's, with a fine-tuned text encoder's LR times
+      ``MODEL.DMF.TEXT_ENCODER.LR_FACTOR``.
     """
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """fast-reid's ``build_optimizer``; returns ``(optimizer, param_wrapper)`` as upstream."""
+        encoder = getattr(getattr(model, "backbone", None), "text_encoder", None)
+        trainable = [] if encoder is None or encoder.freeze else [
+            p for p in encoder.module.parameters() if p.requires_grad]
+        factor = cfg.MODEL.DMF.TEXT_ENCODER.LR_FACTOR
+        if not trainable or factor == 1.0:
+            return super().build_optimizer(cfg, model)
+        logger.info("Fine-tuned text encoder: %d parameter tensors at LR x %g (MODEL.DMF.TEXT_ENCODER.LR_FACTOR)",
+                    len(trainable), factor)
+        with scaled_lr_for(trainable, factor):
+            return super().build_optimizer(cfg, model)
 
     def __init__(self, cfg) -> None:
         with ddp_with_unused_parameters():
