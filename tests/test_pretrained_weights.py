@@ -106,6 +106,22 @@ def test_transreid_checkpoint_reproduces_its_vit_and_reports_its_reid_head(tmp_p
         assert torch.allclose(model(images), reference(images), atol=ATOL)
 
 
+def test_reid_checkpoint_grid_is_inferred_and_resized_to_another_stride(tmp_path, caplog):
+    """A 256x128 stride-16 TransReID checkpoint (16x8 grid) loaded for stride 12 (21x10 grid)."""
+    reference = FastReIDViT(img_size=(256, 128), patch_size=16, stride_size=16, embed_dim=32, depth=1, num_heads=2,
+                            qkv_bias=True)
+    _randomise(reference, seed=3)
+    path = tmp_path / "transreid_stride16.pth"
+    torch.save({f"base.{k}": v for k, v in reference.state_dict().items()}, path)
+    model = DMFBackbone(img_size=(256, 128), patch_size=16, stride_size=12, embed_dim=32, depth=1, num_heads=2)
+    with caplog.at_level(logging.WARNING):
+        report = load_pretrained_vit(model, str(path))
+    assert "pos_embed" in report["loaded"] and "16x8" in caplog.text
+    expected = resample_abs_pos_embed(reference.pos_embed.detach(), [21, 10], old_size=[16, 8],
+                                      num_prefix_tokens=1, interpolation="bilinear", antialias=False)
+    assert torch.equal(model.pos_embed.detach(), expected)
+
+
 def test_square_timm_grid_is_resized_bilinearly_to_reid_grid(tmp_path):
     reference = _timm_vit()
     path = tmp_path / "timm_224.pth"

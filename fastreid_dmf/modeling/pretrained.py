@@ -60,7 +60,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
-__all__ = ["read_state_dict", "read_hf_config", "detect_checkpoint_family", "convert_hf_vit_state_dict",
+__all__ = ["source_grid", "read_state_dict", "read_hf_config", "detect_checkpoint_family", "convert_hf_vit_state_dict",
            "adapt_vit_state_dict", "load_pretrained_vit"]
 
 logger = logging.getLogger(__name__)
@@ -292,6 +292,25 @@ def convert_hf_vit_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch
     return out
 
 
+def source_grid(num_patches: int, target_grid: list[int] | tuple[int, int]) -> tuple[int, int]:
+    """Patch grid (rows, columns) of a checkpoint's position embedding with ``num_patches`` entries.
+
+    Square grids (ImageNet checkpoints, e.g. 14x14) are taken as such. A
+    non-square count (a Re-ID checkpoint, e.g. TransReID's 16x8 = 128 at
+    256x128) does not say its shape, so the factor pair whose aspect ratio is
+    closest to ``target_grid``'s is taken, with a warning naming the choice.
+    """
+    side = math.isqrt(num_patches)
+    if side * side == num_patches:
+        return side, side
+    aspect = math.log(target_grid[0] / target_grid[1])
+    pairs = [(rows, num_patches // rows) for rows in range(1, num_patches + 1) if num_patches % rows == 0]
+    rows, cols = min(pairs, key=lambda pair: abs(math.log(pair[0] / pair[1]) - aspect))
+    logger.warning("pre-trained position embedding has %d patches (not a square grid); taking it as %dx%d, the "
+                   "factorisation closest to the model's %dx%d aspect ratio", num_patches, rows, cols, *target_grid)
+    return rows, cols
+
+
 def adapt_vit_state_dict(state: dict[str, torch.Tensor], model: nn.Module,
                          family: str | None = None) -> dict[str, torch.Tensor]:
     """Rename/reshape a ViT state dict for :class:`~fastreid_dmf.modeling.backbone.DMFBackbone`.
@@ -299,9 +318,9 @@ def adapt_vit_state_dict(state: dict[str, torch.Tensor], model: nn.Module,
     transformers families are first renamed by :func:`convert_hf_vit_state_dict`.
     Then: strips ``module.``/``backbone.``/``base.`` prefixes, drops classifier
     keys, reshapes a 2-D ``patch_embed.proj.weight`` to the model's conv shape
-    and resizes ``pos_embed`` ``(1, 1 + g*g, D)`` from a square grid to the
-    model's ``patch_embed.num_y x num_x`` grid (bilinear, as TransReID; the
-    [cls] row is kept).
+    and resizes ``pos_embed`` ``(1, 1 + N, D)`` from the checkpoint's grid
+    (:func:`source_grid`) to the model's ``patch_embed.num_y x num_x`` grid
+    (bilinear, as TransReID; the [cls] row is kept).
 
     Args:
         state: checkpoint tensors.
@@ -330,14 +349,12 @@ def adapt_vit_state_dict(state: dict[str, torch.Tensor], model: nn.Module,
     pos = out.get("pos_embed")
     want = model_state["pos_embed"]
     if pos is not None and pos.shape != want.shape and pos.shape[-1] == want.shape[-1]:
-        grid_old = int(math.isqrt(pos.shape[1] - 1))
-        if grid_old * grid_old == pos.shape[1] - 1:
-            new_size = [model.patch_embed.num_y, model.patch_embed.num_x]
-            out["pos_embed"] = resample_abs_pos_embed(pos, new_size, old_size=[grid_old, grid_old],
-                                                      num_prefix_tokens=1, interpolation="bilinear",
-                                                      antialias=False)
-            logger.info("Resized position embedding %s -> %s (grid %dx%d -> %dx%d)", tuple(pos.shape),
-                        tuple(out["pos_embed"].shape), grid_old, grid_old, *new_size)
+        new_size = [model.patch_embed.num_y, model.patch_embed.num_x]
+        grid_old = source_grid(pos.shape[1] - 1, new_size)
+        out["pos_embed"] = resample_abs_pos_embed(pos, new_size, old_size=list(grid_old), num_prefix_tokens=1,
+                                                  interpolation="bilinear", antialias=False)
+        logger.info("Resized position embedding %s -> %s (grid %dx%d -> %dx%d)", tuple(pos.shape),
+                    tuple(out["pos_embed"].shape), *grid_old, *new_size)
     return out
 
 
