@@ -15,9 +15,9 @@ from fastreid.modeling.meta_arch import build_model
 from fastreid.utils.events import EventStorage
 
 from fastreid_dmf.modeling import text_cache
-from fastreid_dmf.modeling import text_encoder as te
 from fastreid_dmf.modeling.backbone import DMFBackbone
-from fastreid_dmf.modeling.text_encoder import TextTokenEncoder, build_text_encoder, encoder_fingerprint
+from fastreid_dmf.modeling.text_cache import FileHashCache, encoder_fingerprint
+from fastreid_dmf.modeling.text_encoder import TextTokenEncoder, build_text_encoder
 from tests.test_model import _small_cfg
 from tests.text_fixtures import HIDDEN, SENTENCES, make_text_encoder, save_weights
 
@@ -228,7 +228,6 @@ def test_pending_features_are_written_every_n_texts_and_when_the_encoder_is_coll
 
 
 def test_other_ranks_write_their_own_shards_and_not_the_manifest(d2v_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(te, "_rank", lambda: 1)
     monkeypatch.setattr(text_cache, "_rank", lambda: 1)
     encoder = TextTokenEncoder(str(d2v_dir), max_tokens=MAX_TOKENS, cache_dir=str(tmp_path / "cache"))
     encoder(TEXTS)
@@ -239,11 +238,11 @@ def test_other_ranks_write_their_own_shards_and_not_the_manifest(d2v_dir, tmp_pa
 
 def test_file_hashes_are_remembered_and_redone_when_a_file_changes(d2v_dir, tmp_path):
     path = str(tmp_path / "file_hashes.json")
-    hashes = te.FileHashCache(path)
+    hashes = FileHashCache(path)
     first, files = encoder_fingerprint(str(d2v_dir), "Data2VecTextModel", MAX_TOKENS, hashes)
     assert {"config.json", "model.safetensors", "tokenizer.json", "vocab.json", "merges.txt"} <= set(files)
     hashes.save()
-    reloaded = te.FileHashCache(path)
+    reloaded = FileHashCache(path)
     assert encoder_fingerprint(str(d2v_dir), "Data2VecTextModel", MAX_TOKENS, reloaded)[0] == first
     assert reloaded.hashed_bytes == 0, "unchanged files are not hashed again"
     with open(os.path.join(d2v_dir, "tokenizer_config.json"), "a") as handle:

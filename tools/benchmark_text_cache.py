@@ -32,12 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastreid_dmf  # noqa: E402,F401  (patches fastreid)
 from fastreid_dmf.data.descriptions import build_description  # noqa: E402
 from fastreid_dmf.data.finegpr_format import ATTRIBUTE_VALUES, FineGPRCodes  # noqa: E402
-from fastreid_dmf.modeling.text_encoder import (  # noqa: E402
-    FileHashCache,
-    TextTokenEncoder,
-    encoder_fingerprint,
-    resolve_text_encoder_path,
-)
+from fastreid_dmf.modeling.text_cache import FileHashCache, encoder_fingerprint  # noqa: E402
+from fastreid_dmf.modeling.text_encoder import TextTokenEncoder, resolve_text_encoder_path  # noqa: E402
 
 
 def make_descriptions(num: int, seed: int = 0) -> list[str]:

@@ -27,25 +27,29 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import BinaryIO
 
 import torch
 
 __all__ = [
+    "CACHE_DIR_KEY",
     "CACHE_FORMAT_VERSION",
     "TextCacheStats",
     "encoder_files",
     "FileHashCache",
     "encoder_fingerprint",
     "PersistentTextFeatureCache",
+    "open_feature_cache",
     "resolve_text_cache_dir",
 ]
 
 logger = logging.getLogger(__name__)
 
-_CACHE_KEY = "MODEL.DMF.TEXT_ENCODER.CACHE_DIR"
+#: Config key named in this module's error messages.
+CACHE_DIR_KEY = "MODEL.DMF.TEXT_ENCODER.CACHE_DIR"
 
 #: Version of the on-disk cache layout and of the tokenisation call; part of the fingerprint, so bumping it
 #: makes every run start a fresh folder (old folders are kept).
@@ -94,17 +98,22 @@ def _sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
+def _atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """``write`` into a hidden temporary file beside ``path``, fsync, then ``os.replace`` it onto ``path``."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)  # only our own temporary file, never a user file
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    _atomic_write(path, lambda handle: handle.write(data))
 
 
 class FileHashCache:
@@ -396,7 +405,6 @@ class PersistentTextFeatureCache:
         rank = _rank()
         name = f"shard-r{rank:03d}-{time.time_ns()}-{os.getpid()}.pt"
         path = os.path.join(self.folder, name)
-        tmp = os.path.join(self.folder, f".{name}.tmp")
         lengths = [feats.shape[0] for _, feats in pending]
         offsets = torch.zeros(len(pending) + 1, dtype=torch.int64)
         offsets[1:] = torch.tensor(lengths, dtype=torch.int64).cumsum(0)
@@ -405,16 +413,9 @@ class PersistentTextFeatureCache:
                  "features": torch.cat([f.to(torch.float32) for _, f in pending], dim=0)}
         try:
             os.makedirs(self.folder, exist_ok=True)
-            with open(tmp, "wb") as handle:
-                torch.save(shard, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            _atomic_write(path, lambda handle: torch.save(shard, handle))
         except OSError as err:
-            raise OSError(f"text feature cache: cannot write shard {path!r} ({_CACHE_KEY}): {err}") from err
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)  # our own partial temporary file
+            raise OSError(f"text feature cache: cannot write shard {path!r} ({CACHE_DIR_KEY}): {err}") from err
         self._pending = []
         self._on_disk += len(pending)
         self.stats.written += len(pending)
@@ -443,6 +444,14 @@ class PersistentTextFeatureCache:
                             "view. Safe to delete when no run uses this encoder any more."}
         _atomic_write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
 
+    def flush_quietly(self) -> None:
+        """:meth:`flush` for finalizers (interpreter exit / garbage collection): warns instead of raising."""
+        try:
+            self.flush()
+        except Exception as err:  # noqa: BLE001  (interpreter shutdown: report, do not raise)
+            logger.warning("text feature cache: %d pending descriptions could not be written at exit (%s); they are "
+                           "recomputed next run", self.pending, err)
+
     def summary(self) -> str:
         """One line: hits, misses, loaded from disk, written, pending."""
         s = self.stats
@@ -450,18 +459,37 @@ class PersistentTextFeatureCache:
                 f"written {s.written}, pending {len(self._pending)}, skipped files {s.skipped_files}")
 
 
-def _flush_at_exit(store: PersistentTextFeatureCache) -> None:
-    """Finalizer of a :class:`TextTokenEncoder`: write what is pending; never raises (runs at exit / GC)."""
-    try:
-        store.flush()
-    except Exception as err:  # noqa: BLE001  (interpreter shutdown: report, do not raise)
-        logger.warning("text feature cache: %d pending descriptions could not be written at exit (%s); they are "
-                       "recomputed next run", store.pending, err)
+def open_feature_cache(cache_dir: str, folder: str, model_class: str, max_tokens: int, hidden_size: int,
+                       info: dict, slug: str, flush_every: int = 1000) -> PersistentTextFeatureCache:
+    """Fingerprint the encoder folder and open its :class:`PersistentTextFeatureCache` under ``cache_dir``.
 
+    File hashes are remembered in ``<cache_dir>/file_hashes.json`` (written by
+    rank 0 only; a write failure is warned about, not raised).
 
-# ---------------------------------------------------------------------------------------------------------------
-# Encoder module
-# ---------------------------------------------------------------------------------------------------------------
+    Args:
+        cache_dir: cache root (``MODEL.DMF.TEXT_ENCODER.CACHE_DIR`` resolved).
+        folder: local ``transformers`` model folder of the encoder.
+        model_class, max_tokens: see :func:`encoder_fingerprint`.
+        hidden_size: D_t of the stored token features.
+        info: what the manifest records about the encoder (``files`` is added).
+        slug: readable prefix of the fingerprint folder name.
+        flush_every: see :class:`PersistentTextFeatureCache`.
+
+    Raises:
+        FileNotFoundError, OSError: an encoder file cannot be read.
+    """
+    start = time.perf_counter()
+    hashes = FileHashCache(os.path.join(cache_dir, "file_hashes.json"))
+    fingerprint, files = encoder_fingerprint(folder, model_class, max_tokens, hashes)
+    if _rank() == 0:
+        try:
+            hashes.save()
+        except OSError as err:
+            logger.warning("text feature cache: cannot write %s (%s)", hashes.path, err)
+    logger.info("Text encoder %s: fingerprint %s in %.2f s (%d MB hashed)", info.get("encoder", folder),
+                fingerprint[:16], time.perf_counter() - start, hashes.hashed_bytes // 2**20)
+    return PersistentTextFeatureCache(cache_dir, fingerprint, hidden_size, {**info, "files": files}, slug=slug,
+                                      flush_every=flush_every)
 
 
 def resolve_text_cache_dir(cache_dir: str, output_dir: str) -> str | None:

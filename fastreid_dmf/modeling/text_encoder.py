@@ -17,7 +17,6 @@ import inspect
 import logging
 import os
 import re
-import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -27,35 +26,19 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 from .text_cache import (
-    CACHE_FORMAT_VERSION,
-    FileHashCache,
+    CACHE_DIR_KEY,
     PersistentTextFeatureCache,
     TextCacheStats,
-    _flush_at_exit,
-    _rank,
-    encoder_files,
-    encoder_fingerprint,
+    open_feature_cache,
     resolve_text_cache_dir,
 )
 
-__all__ = [
-    "CACHE_FORMAT_VERSION",
-    "TextCacheStats",
-    "resolve_text_encoder_path",
-    "encoder_files",
-    "FileHashCache",
-    "encoder_fingerprint",
-    "PersistentTextFeatureCache",
-    "TextTokenEncoder",
-    "resolve_text_cache_dir",
-    "build_text_encoder",
-]
+__all__ = ["resolve_text_encoder_path", "TextTokenEncoder", "build_text_encoder"]
 
 logger = logging.getLogger(__name__)
 
 _PKG_SCHEME = "pkg://"
 _NAME_KEY = "MODEL.DMF.TEXT_ENCODER.NAME"
-_CACHE_KEY = "MODEL.DMF.TEXT_ENCODER.CACHE_DIR"
 _TOKENS_KEY = "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS"
 
 #: Model types whose position ids start after ``pad_token_id`` (RoBERTa-style embeddings).
@@ -97,11 +80,6 @@ def resolve_text_encoder_path(name: str) -> str:
             "(config.json, weights, tokenizer files)"
         )
     return name
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Encoder fingerprint
-# ---------------------------------------------------------------------------------------------------------------
 
 
 def _local_snapshot(name: str) -> str | None:
@@ -202,19 +180,18 @@ class TextTokenEncoder(nn.Module):
         self._stats = TextCacheStats()
         self._store: PersistentTextFeatureCache | None = None
         self._loaded = False
-        self.fingerprint: str | None = None
         if cache_dir is not None and os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
-            raise NotADirectoryError(f"{_CACHE_KEY}={cache_dir!r}: exists and is not a folder; expected a folder for "
-                                     "the text-feature cache, 'none' or ''")
+            raise NotADirectoryError(f"{CACHE_DIR_KEY}={cache_dir!r}: exists and is not a folder; expected a folder "
+                                     "for the text-feature cache, 'none' or ''")
         if not self.freeze:
             logger.info("Text encoder %s: FREEZE=False, the encoder is fine-tuned; token features are recomputed "
                         "every step (no in-memory or persistent cache%s)", name,
-                        f", {_CACHE_KEY}={cache_dir!r} unused" if cache_dir else "")
+                        f", {CACHE_DIR_KEY}={cache_dir!r} unused" if cache_dir else "")
         elif cache_dir is not None:
             self._store = self._open_store(cache_dir, encoder, flush_every)
             if self._store is not None:
                 self._store.stats = self._stats
-                weakref.finalize(self, _flush_at_exit, self._store)
+                weakref.finalize(self, self._store.flush_quietly)
         logger.info("Text encoder %s (%s): %s, hidden size %d, frozen=%s, cache=%s", name, path,
                     type(encoder).__name__, self.hidden_size, self.freeze,
                     self._store.folder if self._store else ("memory" if self.freeze else "off"))
@@ -244,26 +221,20 @@ class TextTokenEncoder(nn.Module):
             logger.warning("Text encoder %s: no local model folder to fingerprint; persistent text cache %s is off "
                            "(in-memory cache only)", self.name, cache_dir)
             return None
-        start = time.perf_counter()
-        hashes = FileHashCache(os.path.join(cache_dir, "file_hashes.json"))
-        fingerprint, files = encoder_fingerprint(folder, type(encoder).__name__, self.max_tokens, hashes)
-        if _rank() == 0:
-            try:
-                hashes.save()
-            except OSError as err:
-                logger.warning("text feature cache: cannot write %s (%s)", hashes.path, err)
-        logger.info("Text encoder %s: fingerprint %s in %.2f s (%d MB hashed)", self.name, fingerprint[:16],
-                    time.perf_counter() - start, hashes.hashed_bytes // 2**20)
-        self.fingerprint = fingerprint
         info = {"encoder": self.name, "path": os.path.abspath(folder), "model_class": type(encoder).__name__,
-                "max_tokens": self.max_tokens, "files": files}
-        return PersistentTextFeatureCache(cache_dir, fingerprint, self.hidden_size, info, slug=_slug(self.name),
-                                          flush_every=flush_every)
+                "max_tokens": self.max_tokens}
+        return open_feature_cache(cache_dir, folder, type(encoder).__name__, self.max_tokens, self.hidden_size, info,
+                                  slug=_slug(self.name), flush_every=flush_every)
 
     @property
     def module(self) -> nn.Module:
         """The underlying ``transformers`` model."""
         return self._frozen[0] if self.freeze else self.encoder
+
+    @property
+    def fingerprint(self) -> str | None:
+        """sha256 fingerprint of the encoder behind the persistent cache (None without one)."""
+        return self._store.fingerprint if self._store else None
 
     @property
     def cache_size(self) -> int:
