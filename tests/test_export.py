@@ -73,6 +73,15 @@ def _features(model, images, test_feat):
         return model({"images": images.clone()})
 
 
+def _fastreid_baseline(exported: dict, cfg, with_bnneck: bool) -> Baseline:
+    """fast-reid's own Baseline around the exported ViT shape, with a 3-class EmbeddingHead (32 wide)."""
+    fastreid_cfg = get_fastreid_cfg()
+    fastreid_cfg.merge_from_list(["MODEL.BACKBONE.FEAT_DIM", 32, "MODEL.HEADS.NUM_CLASSES", 3,
+                                  "MODEL.HEADS.POOL_LAYER", "Identity", "MODEL.HEADS.WITH_BNNECK", with_bnneck])
+    return Baseline(backbone=build_fastreid_vit(exported["export_info"]["vit_kwargs"]), heads=build_heads(fastreid_cfg),
+                    pixel_mean=cfg.MODEL.PIXEL_MEAN, pixel_std=cfg.MODEL.PIXEL_STD)
+
+
 def test_export_reproduces_dmf_after_bnneck_feature_in_fastreid_baseline(tmp_path):
     cfg = _dmf_cfg()
     dmf = _randomised_dmf(cfg)
@@ -85,12 +94,7 @@ def test_export_reproduces_dmf_after_bnneck_feature_in_fastreid_baseline(tmp_pat
     assert state["backbone.patch_embed.proj.weight"].shape == (32, 3, 8, 8)
     assert torch.equal(state["heads.weight"], dmf.heads.weight)
 
-    fastreid_cfg = get_fastreid_cfg()
-    fastreid_cfg.merge_from_list(["MODEL.BACKBONE.FEAT_DIM", 32, "MODEL.HEADS.NUM_CLASSES", 3,
-                                  "MODEL.HEADS.POOL_LAYER", "Identity", "MODEL.HEADS.WITH_BNNECK", True])
-    baseline = Baseline(backbone=build_fastreid_vit(exported["export_info"]["vit_kwargs"]),
-                        heads=build_heads(fastreid_cfg), pixel_mean=cfg.MODEL.PIXEL_MEAN,
-                        pixel_std=cfg.MODEL.PIXEL_STD)
+    baseline = _fastreid_baseline(exported, cfg, with_bnneck=True)
     result = baseline.load_state_dict(state, strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     baseline.eval()
@@ -108,12 +112,7 @@ def test_export_without_bnneck_reproduces_dmf_before_bnneck_feature(tmp_path):
     checkpoint = _save_checkpoint(dmf, tmp_path / "run")
     export_fastreid_vit(str(checkpoint), str(tmp_path / "exported.pth"), cfg, test_feat="before")
     exported = torch.load(tmp_path / "exported.pth", weights_only=True)
-    fastreid_cfg = get_fastreid_cfg()
-    fastreid_cfg.merge_from_list(["MODEL.BACKBONE.FEAT_DIM", 32, "MODEL.HEADS.NUM_CLASSES", 3,
-                                  "MODEL.HEADS.POOL_LAYER", "Identity", "MODEL.HEADS.WITH_BNNECK", False])
-    baseline = Baseline(backbone=build_fastreid_vit(exported["export_info"]["vit_kwargs"]),
-                        heads=build_heads(fastreid_cfg), pixel_mean=cfg.MODEL.PIXEL_MEAN,
-                        pixel_std=cfg.MODEL.PIXEL_STD)
+    baseline = _fastreid_baseline(exported, cfg, with_bnneck=False)
     result = baseline.load_state_dict(exported["model"], strict=False)
     assert not result.missing_keys and all(k.startswith("heads.bottleneck.") for k in result.unexpected_keys)
     images = torch.rand(3, 3, 32, 16) * 255

@@ -110,7 +110,7 @@ def smoke_overrides(cfg, workdir: str, vit_checkpoint: str) -> list:
     return opts
 
 
-def run_smoke(config: str, workdir: str, vit_checkpoint: str, extra_opts: list | None = None) -> SmokeResult:
+def run_smoke(config: str, workdir: str, vit_checkpoint: str) -> SmokeResult:
     """Run one config through :func:`~fastreid_dmf.engine.trainer.train_or_eval` with :func:`smoke_overrides`.
 
     The dataset root is fast-reid's (``$FASTREID_DATASETS`` at import, or
@@ -130,7 +130,7 @@ def run_smoke(config: str, workdir: str, vit_checkpoint: str, extra_opts: list |
         cfg = get_cfg()
         add_dmf_config(cfg)
         cfg.merge_from_file(config)
-        opts = smoke_overrides(cfg, workdir, vit_checkpoint) + list(extra_opts or [])
+        opts = smoke_overrides(cfg, workdir, vit_checkpoint)
         output_dir = opts[opts.index("OUTPUT_DIR") + 1]
         args = default_argument_parser().parse_args(["--config-file", config])
         args.opts = opts

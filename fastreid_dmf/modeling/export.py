@@ -49,7 +49,7 @@ from functools import partial
 import torch
 from fastreid.config import CfgNode
 from fastreid.config import get_cfg as get_fastreid_cfg
-from fastreid.modeling.backbones.vision_transformer import VisionTransformer
+from fastreid.modeling.backbones.vision_transformer import PatchEmbed_overlap, VisionTransformer
 from torch import nn
 
 __all__ = ["FASTREID_VIT_DEPTHS", "fold_image_branch", "fastreid_vit_spec", "build_fastreid_vit",
@@ -204,6 +204,11 @@ def _copy_common(src: CfgNode, dst: CfgNode) -> None:
             dst[key] = src[key]
 
 
+def _check_test_feat(test_feat: str) -> None:
+    if test_feat not in ("before", "after"):
+        raise ValueError(f"test_feat={test_feat!r}: expected 'before' or 'after' (MODEL.DMF.TEST_FEAT)")
+
+
 def fastreid_eval_config(cfg: CfgNode, weights: str, spec: dict, test_feat: str) -> CfgNode:
     """A plain fast-reid config (no DMF keys) that evaluates the exported weights.
 
@@ -224,8 +229,7 @@ def fastreid_eval_config(cfg: CfgNode, weights: str, spec: dict, test_feat: str)
     """
     if spec["depth_name"] is None:
         raise ValueError(f"no fast-reid build_vit_backbone config for this model: {spec['reason']}")
-    if test_feat not in ("before", "after"):
-        raise ValueError(f"test_feat={test_feat!r}: expected 'before' or 'after' (MODEL.DMF.TEST_FEAT)")
+    _check_test_feat(test_feat)
     out = get_fastreid_cfg()
     _copy_common(cfg, out)
     out.MODEL.META_ARCHITECTURE = "Baseline"
@@ -299,11 +303,9 @@ def _check_shape(state: Mapping[str, torch.Tensor], cfg: CfgNode, path: str) -> 
 
 
 def _grid(cfg: CfgNode) -> int:
-    height, width = cfg.INPUT.SIZE_TRAIN
-    stride = cfg.MODEL.BACKBONE.STRIDE_SIZE
-    stride_h, stride_w = (stride, stride) if isinstance(stride, int) else stride
-    patch = cfg.MODEL.DMF.PATCH_SIZE
-    return ((height - patch) // stride_h + 1) * ((width - patch) // stride_w + 1)
+    """Patch count of the config's image size, computed by the patch embedding DMFBackbone itself uses."""
+    return PatchEmbed_overlap(img_size=tuple(cfg.INPUT.SIZE_TRAIN), patch_size=cfg.MODEL.DMF.PATCH_SIZE,
+                              stride_size=cfg.MODEL.BACKBONE.STRIDE_SIZE, embed_dim=1).num_patches
 
 
 def export_fastreid_vit(checkpoint: str, output: str, cfg: CfgNode, test_feat: str | None = None,
@@ -334,8 +336,7 @@ def export_fastreid_vit(checkpoint: str, output: str, cfg: CfgNode, test_feat: s
             the config does not match the checkpoint (names the key).
     """
     test_feat = test_feat or cfg.MODEL.DMF.TEST_FEAT
-    if test_feat not in ("before", "after"):
-        raise ValueError(f"test_feat={test_feat!r}: expected 'before' or 'after' (MODEL.DMF.TEST_FEAT)")
+    _check_test_feat(test_feat)
     spec = fastreid_vit_spec(cfg)
     config_path = os.path.splitext(output)[0] + ".yaml" if spec["depth_name"] else None
     for path in (output, config_path):
