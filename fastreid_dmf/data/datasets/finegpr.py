@@ -347,32 +347,18 @@ class FineGPR(ImageDataset):
                 )
             all_attributes = read_attribute_file(self.attribute_path)
 
-        tree = self._scan_tree()
+        tree = scan_finegpr_tree(self.dataset_dir)
         self._camid_labels: dict[int, str] = {}
         chosen = {pid: select_identity_subset(pid, names, self.images_per_identity, self.subset_seed)
                   for pid, names in tree.names.items()}
         if self.text_mode == "caption":
             train = self._caption_items(tree, chosen, captions)
         else:
-            train = self._described_items(tree, chosen, all_attributes)
+            train = self._described_items(chosen, all_attributes)
         self.attributes: dict[int, dict[str, str]] = {
             pid: dict(all_attributes[pid]) for pid in sorted(chosen) if pid in all_attributes
         }
         super().__init__(train, [], [], **kwargs)
-
-    def _scan_tree(self) -> FineGPRTree:
-        """:func:`scan_finegpr_tree` of ``dataset_dir``."""
-        return scan_finegpr_tree(self.dataset_dir)
-
-    def _scan_images(self) -> dict[int, list[tuple[str, FineGPRCodes]]]:
-        """Every image, sorted: ``{pid: [(path, codes), ...]}`` (identities with images only).
-
-        Raises:
-            ValueError: as :func:`scan_finegpr_tree`.
-        """
-        tree = self._scan_tree()
-        return {pid: [(tree.path(pid, name), parse_finegpr_filename(name)) for name in names]
-                for pid, names in tree.names.items()}
 
     def _camid(self, camera: int) -> str:
         """``"finegpr_<camera>"``, one shared string per viewpoint code (2M items share 36 strings)."""
@@ -381,8 +367,7 @@ class FineGPR(ImageDataset):
             label = self._camid_labels[camera] = f"{self.dataset_name}_{camera}"
         return label
 
-    def _described_items(self, tree: FineGPRTree, chosen: dict[int, list[str]],
-                         all_attributes: dict[int, dict[str, str]]) -> list[tuple]:
+    def _described_items(self, chosen: dict[int, list[str]], all_attributes: dict[int, dict[str, str]]) -> list[tuple]:
         """Train items with descriptions built from the attributes (modes "sentence" and "keywords")."""
         for pid in sorted(chosen):
             if pid not in all_attributes:

@@ -57,10 +57,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from fastreid.data.datasets.msmt17 import TEST_DIR_KEY, TRAIN_DIR_KEY, VERSION_DICT
 
 from ..finegpr_format import ILLUMINATIONS, WEATHERS, write_attribute_file
 from . import layouts
-from .layouts import JPEG_QUALITY, README_MARKER
+from .layouts import _MSMT_DATES, _MSMT_PERIODS, JPEG_QUALITY, README_MARKER, _rng, _train_cameras, _viewpoint
 from .render import Environment, Identity, render_distractor, render_person, sample_identity
 
 __all__ = ["LookalikeSize", "TREES", "tree_folder", "generate_real_layout_trees"]
@@ -69,7 +70,8 @@ __all__ = ["LookalikeSize", "TREES", "tree_folder", "generate_real_layout_trees"
 TREES: tuple[str, ...] = ("Market1501", "DukeMTMC", "MSMT17", "CUHK03NP", "CUHK03NP-mat", "RandPerson", "FineGPR")
 _FOLDERS = {"Market1501": "Market-1501-v15.09.15", "DukeMTMC": "DukeMTMC-reID", "CUHK03NP": "cuhk03-np",
             "CUHK03NP-mat": "cuhk03", "RandPerson": "randperson_subset", "FineGPR": "FineGPR"}
-_MSMT_DIRS = {"V1": ("train", "test"), "V2": ("mask_train_v2", "mask_test_v2")}  # as fast-reid's VERSION_DICT
+#: MSMT17 version -> (train folder, test folder), from fast-reid's own table.
+_MSMT_DIRS = {name.split("_")[1]: (dirs[TRAIN_DIR_KEY], dirs[TEST_DIR_KEY]) for name, dirs in VERSION_DICT.items()}
 _LOADERS = {"Market1501": "fast-reid Market1501", "DukeMTMC": "fast-reid DukeMTMC",
             "MSMT17": "fast-reid MSMT17 and fastreid_dmf MSMT17All", "CUHK03NP": "CUHK03NP / CUHK03NPLabeled",
             "CUHK03NP-mat": "CUHK03NP / CUHK03NPLabeled with layout='mat'", "RandPerson": "RandPerson",
@@ -78,8 +80,6 @@ _CODE = {tree: 11 + i for i, tree in enumerate(TREES)}  # tree code in the seed 
 _CUHK_BOXES = ("detected", "labeled")
 #: Cameras per scene of the RandPerson subset (differences of QAConv's camera offsets; 19 cameras in 11 scenes).
 _RANDPERSON_CAMERAS = (2, 2, 2, 2, 1, 1, 2, 1, 1, 1, 4)
-_MSMT_DATES = ("0113", "0114", "0302", "0303")
-_MSMT_PERIODS = {"morning": "forenoon", "noon": "noon", "afternoon": "afternoon"}
 _MAT_HEADER = b"MATLAB 5.0 MAT-file, synthetic look-alike written by fastreid-dmf"
 
 
@@ -165,10 +165,6 @@ class _Shot:
     kind: str = "person"  # "person", "background" (distractor) or "partial" (junk / bad box)
 
 
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng(list(key))
-
-
 def _encode(shot: _Shot, cache: dict[tuple, bytes]) -> bytes:
     """Render ``shot`` (once per key and format) and return the encoded file bytes."""
     fmt = "PNG" if shot.path.lower().endswith(".png") else "JPEG"
@@ -188,17 +184,6 @@ def _encode(shot: _Shot, cache: dict[tuple, bytes]) -> bytes:
 
 def _people(seed: int, tree: str, pids: Sequence[int], stream: int = 0) -> list[Identity]:
     return [sample_identity(_rng(seed, _CODE[tree], 0, stream, i), int(pid)) for i, pid in enumerate(pids)]
-
-
-def _view(rng: np.random.Generator) -> int:
-    return 10 * int(rng.integers(0, 36))
-
-
-def _train_cameras(rng: np.random.Generator, n_images: int, n_cams: int) -> list[int]:
-    """2..4 distinct cameras (each used at least once) for one training identity."""
-    k = min(n_cams, n_images, int(rng.integers(2, 5)))
-    cams = [int(c) for c in rng.choice(np.arange(1, n_cams + 1), k, replace=False)]
-    return cams + [int(rng.choice(cams)) for _ in range(n_images - k)]
 
 
 def _test_cameras(rng: np.random.Generator, n_query: int, n_gallery: int, n_cams: int) -> tuple[list[int], list[int]]:
@@ -231,7 +216,7 @@ def _market(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, byte
             if name not in used:
                 break
         used.add(name)
-        env = Environment(viewpoint=_view(lrng), camera=cam)
+        env = Environment(viewpoint=_viewpoint(lrng), camera=cam)
         shots.append(_Shot(f"{sub}/{name}", ident, env, "synth_market", (seed, code, 1, len(shots)), kind))
 
     for ident in train_people:
@@ -274,7 +259,7 @@ def _duke(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, bytes]
             if name not in used:
                 break
         used.add(name)
-        env = Environment(viewpoint=_view(lrng), camera=(cam - 1) % 6 + 1)  # the renderer draws 6 camera looks
+        env = Environment(viewpoint=_viewpoint(lrng), camera=(cam - 1) % 6 + 1)  # the renderer draws 6 camera looks
         shots.append(_Shot(f"{sub}/{name}", ident, env, "synth_market", (seed, code, 1, len(shots))))
 
     for ident in people[: size.train_ids]:
@@ -310,7 +295,7 @@ def _msmt(size: LookalikeSize, seed: int, version: str) -> tuple[list[_Shot], di
         date = str(lrng.choice(_MSMT_DATES))
         rel = f"{ident.pid:04d}/{ident.pid:04d}_{idx:03d}_{cam:02d}_{date}{period}_" \
               f"{int(lrng.integers(0, 10000)):04d}_{int(lrng.integers(0, 3))}.jpg"
-        env = Environment(viewpoint=_view(lrng), illumination=_MSMT_PERIODS[period], camera=cam)
+        env = Environment(viewpoint=_viewpoint(lrng), illumination=_MSMT_PERIODS[period], camera=cam)
         shots.append(_Shot(f"{split_dir}/{rel}", ident, env, "synth_msmt", (seed, code, 1, len(shots))))
         return f"{rel} {ident.pid}"
 
@@ -376,7 +361,7 @@ def _cuhk_plan(size: LookalikeSize, seed: int) -> list[_CuhkImage]:
             taken[view] += 1
             plan.append(_CuhkImage(index=len(plan) + 1, pid=ident.pid, pair=pair, pair_pid=per_pair[pair], view=view,
                                    img=taken[view] + (5 if view == 2 else 0), split=split, identity=ident,
-                                   viewpoint=_view(lrng)))
+                                   viewpoint=_viewpoint(lrng)))
     return plan
 
 
@@ -448,7 +433,7 @@ def _randperson(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, 
         for frame in frames:
             cam = int(lrng.integers(0, _RANDPERSON_CAMERAS[scene]))
             pairs.add((scene, cam))
-            env = Environment(viewpoint=_view(lrng), weather=str(lrng.choice(WEATHERS)),
+            env = Environment(viewpoint=_viewpoint(lrng), weather=str(lrng.choice(WEATHERS)),
                               illumination=str(lrng.choice(ILLUMINATIONS)), scene=1 + scene % 9)
             name = f"{ident.pid:06d}_s{scene:02d}_c{cam:02d}_f{frame:06d}.jpg"
             shots.append(_Shot(f"randperson_subset/{name}", ident, env, "finegpr", (seed, code, 1, len(shots))))
