@@ -52,6 +52,8 @@ from fastreid.config import get_cfg as get_fastreid_cfg
 from fastreid.modeling.backbones.vision_transformer import PatchEmbed_overlap, VisionTransformer
 from torch import nn
 
+from ..fileio import atomic_write
+
 __all__ = ["FASTREID_VIT_DEPTHS", "fold_image_branch", "fastreid_vit_spec", "build_fastreid_vit",
            "fastreid_eval_config", "essential_fastreid_keys", "read_dmf_checkpoint", "export_fastreid_vit"]
 
@@ -350,9 +352,7 @@ def export_fastreid_vit(checkpoint: str, output: str, cfg: CfgNode, test_feat: s
             "vit_kwargs": spec["vit_kwargs"], "test_feat": test_feat, "folded": report["folded"],
             "dropped": report["dropped"]}
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    tmp = output + ".tmp"
-    torch.save({"model": new_state, "export_info": info}, tmp)
-    os.replace(tmp, output)
+    atomic_write(output, lambda handle: torch.save({"model": new_state, "export_info": info}, handle))
     if fastreid_cfg is not None:
         with open(config_path, "w") as handle:
             handle.write(f"# fast-reid config for {os.path.basename(output)} (exported from {checkpoint});\n"

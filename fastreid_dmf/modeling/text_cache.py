@@ -27,12 +27,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import BinaryIO
 
 import torch
+
+from ..fileio import atomic_write
 
 __all__ = [
     "CACHE_DIR_KEY",
@@ -98,22 +99,8 @@ def _sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """``write`` into a hidden temporary file beside ``path``, fsync, then ``os.replace`` it onto ``path``."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)  # only our own temporary file, never a user file
-
-
 def _atomic_write_bytes(path: str, data: bytes) -> None:
-    _atomic_write(path, lambda handle: handle.write(data))
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 class FileHashCache:
@@ -413,7 +400,7 @@ class PersistentTextFeatureCache:
                  "features": torch.cat([f.to(torch.float32) for _, f in pending], dim=0)}
         try:
             os.makedirs(self.folder, exist_ok=True)
-            _atomic_write(path, lambda handle: torch.save(shard, handle))
+            atomic_write(path, lambda handle: torch.save(shard, handle))
         except OSError as err:
             raise OSError(f"text feature cache: cannot write shard {path!r} ({CACHE_DIR_KEY}): {err}") from err
         self._pending = []

@@ -1,0 +1,35 @@
+"""Crash-safe file writing shared by the modules that publish files others read (caches, exports)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import BinaryIO
+
+__all__ = ["atomic_write"]
+
+
+def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` all at once: ``write`` fills a hidden temporary file beside it, which is fsynced and renamed.
+
+    Readers therefore see the old file or the complete new one, never a partial
+    one. The temporary file (``.<name>.<pid>.tmp``) is removed on failure; no
+    other file is touched.
+
+    Args:
+        path: destination; its folder must exist.
+        write: called once with the open binary temporary file.
+
+    Raises:
+        OSError: the temporary file cannot be written or renamed (``path`` is unchanged).
+    """
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)  # only our own temporary file, never a user file
