@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from ..finegpr_format import (
     ILLUMINATIONS,
@@ -155,13 +156,17 @@ def _identities(seed: int, dataset: str, pids: Sequence[int], shared_fraction: f
     return out
 
 
-def _render_job(job: _Job, folder: str) -> None:
+def _render_image(job: _Job) -> Image.Image:
+    """The job's image, drawn from a generator seeded with its key (same key -> same pixels)."""
     rng = _rng(*job.key)
     if job.kind == "person":
         assert job.identity is not None
-        img = render_person(job.identity, job.env, job.style, rng)
-    else:
-        img = render_distractor(job.env, job.style, rng, job.identity if job.kind == "partial" else None)
+        return render_person(job.identity, job.env, job.style, rng)
+    return render_distractor(job.env, job.style, rng, job.identity if job.kind == "partial" else None)
+
+
+def _render_job(job: _Job, folder: str) -> None:
+    img = _render_image(job)
     path = os.path.join(folder, job.path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     img.save(path, "JPEG", quality=JPEG_QUALITY)

@@ -62,7 +62,7 @@ from fastreid.data.datasets.msmt17 import TEST_DIR_KEY, TRAIN_DIR_KEY, VERSION_D
 from ..finegpr_format import ILLUMINATIONS, WEATHERS, write_attribute_file
 from . import layouts
 from .layouts import _MSMT_DATES, _MSMT_PERIODS, JPEG_QUALITY, README_MARKER, _rng, _train_cameras, _viewpoint
-from .render import Environment, Identity, render_distractor, render_person, sample_identity
+from .render import Environment, Identity, sample_identity
 
 __all__ = ["LookalikeSize", "TREES", "tree_folder", "generate_real_layout_trees"]
 
@@ -153,16 +153,8 @@ def tree_folder(tree: str, msmt17_version: str = "V1") -> str:
 
 # --------------------------------------------------------------------------- images
 
-@dataclass(frozen=True)
-class _Shot:
-    """One image: where it goes (relative to its tree folder), who, how, and its seed key."""
-
-    path: str
-    identity: Identity | None
-    env: Environment
-    style: str
-    key: tuple[int, ...]
-    kind: str = "person"  # "person", "background" (distractor) or "partial" (junk / bad box)
+#: One image to write: where (relative to its tree folder), who, how, and its seed key.
+_Shot = layouts._Job
 
 
 def _encode(shot: _Shot, cache: dict[tuple, bytes]) -> bytes:
@@ -170,12 +162,7 @@ def _encode(shot: _Shot, cache: dict[tuple, bytes]) -> bytes:
     fmt = "PNG" if shot.path.lower().endswith(".png") else "JPEG"
     cache_key = (shot.key, fmt)
     if cache_key not in cache:
-        rng = _rng(*shot.key)
-        if shot.kind == "person":
-            assert shot.identity is not None
-            img = render_person(shot.identity, shot.env, shot.style, rng)
-        else:
-            img = render_distractor(shot.env, shot.style, rng, shot.identity if shot.kind == "partial" else None)
+        img = layouts._render_image(shot)
         buffer = io.BytesIO()
         img.save(buffer, fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
         cache[cache_key] = buffer.getvalue()
