@@ -37,7 +37,7 @@ always give the same string.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from .finegpr_format import (
     ATTRIBUTE_NAMES,
@@ -45,6 +45,7 @@ from .finegpr_format import (
     ILLUMINATIONS,
     WEATHERS,
     FineGPRCodes,
+    parse_finegpr_filename,
     scene_name,
     viewpoint_name,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "build_description",
     "check_attributes",
     "check_description_mode",
+    "describe_images",
     "environment_words",
     "keyword_description",
     "sentence_description",
@@ -271,3 +273,36 @@ def build_description(
     if mode == "sentence":
         return sentence_description(attributes, env_codes)
     return keyword_description(attributes, env_codes)
+
+
+def describe_images(
+    attributes: Mapping[str, str],
+    names: Iterable[str],
+    mode: str = "sentence",
+    with_environment: bool = True,
+) -> Iterator[tuple[str, FineGPRCodes, str]]:
+    """:func:`build_description` for many images of one identity, building each distinct text once.
+
+    A description depends on the image only through its environment words, so an
+    identity's 1,764 FineGPR images share at most a few hundred texts; images with
+    the same words get the same string object.
+
+    Args:
+        attributes: the identity's attributes (see :func:`build_description`).
+        names: FineGPR file names of that identity's images.
+        mode, with_environment: as in :func:`build_description`.
+
+    Yields:
+        ``(name, codes, description)`` per name, in order.
+
+    Raises:
+        ValueError: a bad file name (``parse_finegpr_filename``) or as :func:`build_description`.
+    """
+    texts: dict[tuple[str, ...], str] = {}
+    for name in names:
+        codes = parse_finegpr_filename(name)
+        key = tuple(environment_words(codes).values()) if with_environment else ()
+        text = texts.get(key)
+        if text is None:
+            text = texts[key] = build_description(attributes, codes, mode, with_environment)
+        yield name, codes, text

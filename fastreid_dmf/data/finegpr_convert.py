@@ -64,7 +64,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 
 from .datasets.finegpr import scan_finegpr_tree, select_identity_subset
-from .descriptions import environment_words, sentence_description
+from .descriptions import describe_images
 from .finegpr_format import (
     ATTRIBUTE_NAMES,
     normalise_attribute_value,
@@ -780,14 +780,9 @@ def generate_captions(
                          f"{attribute_file!r}, e.g. pids {missing[:10]}; expected a row per identity folder")
     captions: dict[str, str] = {}
     for pid in sorted(tree.names):
-        attrs = attributes[pid]
-        texts: dict[tuple[str, ...], str] = {}  # same environment words -> same sentence
-        for name in select_identity_subset(pid, tree.names[pid], images_per_identity, subset_seed):
-            codes = parse_finegpr_filename(name)
-            key = tuple(environment_words(codes).values()) if with_environment else ()
-            if key not in texts:
-                texts[key] = sentence_description(attrs, codes if with_environment else None)
-            captions[name] = texts[key]
+        names = select_identity_subset(pid, tree.names[pid], images_per_identity, subset_seed)
+        for name, _, text in describe_images(attributes[pid], names, "sentence", with_environment):
+            captions[name] = text
     return captions
 
 

@@ -53,9 +53,8 @@ from dataclasses import dataclass, field
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.datasets.bases import ImageDataset
 
-from ..descriptions import DESCRIPTION_MODES, build_description, environment_words
+from ..descriptions import DESCRIPTION_MODES, describe_images
 from ..finegpr_format import (
-    FineGPRCodes,
     is_valid_finegpr_filename,
     parse_finegpr_filename,
     read_attribute_file,
@@ -74,7 +73,8 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", "
 TEXT_MODES: tuple[str, ...] = (*DESCRIPTION_MODES, "caption")
 
 _PID_DIR_RE = re.compile(r"^\d{4}$")
-_LAYOUT = "<root>/FineGPR/<pid4>/<pid4>_cXX_wXX_lXX_pXX.jpg plus the attribute file (e.g. <root>/FineGPR/attributes.csv)"
+_LAYOUT = ("<root>/FineGPR/<pid4>/<pid4>_cXX_wXX_lXX_pXX.jpg plus the attribute file "
+           "(e.g. <root>/FineGPR/attributes.csv)")
 _MAKE_DEMO = "Run tools/make_demo_data.py to create a small demo dataset in this layout."
 
 
@@ -315,7 +315,8 @@ class FineGPR(ImageDataset):
         self.text_mode = text_mode
         self.text_environment = bool(text_environment)
         if not isinstance(images_per_identity, int) or images_per_identity < 0:
-            raise ValueError(f"images_per_identity must be an integer >= 0 (0 = all images), got {images_per_identity!r}")
+            raise ValueError(
+                f"images_per_identity must be an integer >= 0 (0 = all images), got {images_per_identity!r}")
         self.images_per_identity = int(images_per_identity)
         self.subset_seed = int(subset_seed)
 
@@ -380,15 +381,7 @@ class FineGPR(ImageDataset):
             attrs = all_attributes[pid]
             folder = os.path.join(self.dataset_dir, f"{pid:04d}", "")
             pid_label = f"{self.dataset_name}_{pid}"  # one string per identity, shared by its items
-            # A description depends on the image only through its environment words (descriptions module), so
-            # an identity's 1,764 images share at most a few hundred texts: build each once and share the string.
-            texts: dict[tuple[str, ...], str] = {}
-            for name in chosen[pid]:
-                codes = parse_finegpr_filename(name)
-                key = tuple(environment_words(codes).values()) if self.text_environment else ()
-                text = texts.get(key)
-                if text is None:
-                    text = texts[key] = build_description(attrs, codes, self.text_mode, self.text_environment)
+            for name, codes, text in describe_images(attrs, chosen[pid], self.text_mode, self.text_environment):
                 train.append((folder + name, pid_label, self._camid(codes.camera), text))
         return train
 
