@@ -397,8 +397,8 @@ class FineGPR(ImageDataset):
                 "images_per_identity). Add them (tools/convert_finegpr_annotations.py --generate-captions writes "
                 "template captions for a whole tree), or use text mode 'sentence'"
             )
-        on_disk = {name for names in tree.names.values() for name in names}
-        not_on_disk = sum(1 for name in captions if name not in on_disk)
+        # File names are unique in the tree and in the caption file, so counting matches avoids a 2M-name set.
+        not_on_disk = len(captions) - sum(name in captions for names in tree.names.values() for name in names)
         if not_on_disk:
             logger.info("FineGPR caption file %s: %d of %d captions are for images not on disk (ignored)",
                         self.caption_path, not_on_disk, len(captions))
