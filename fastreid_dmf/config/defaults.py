@@ -125,8 +125,10 @@ def check_dmf_config(cfg: CN) -> None:
     _expect(dmf.DEPTH > 0, "MODEL.DMF.DEPTH", dmf.DEPTH, "a positive number of transformer blocks")
     _expect(dmf.TEXT_ENCODER.MAX_TOKENS > 1, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", dmf.TEXT_ENCODER.MAX_TOKENS,
             "an integer > 1")
-    _expect(cfg.DATASETS.FINEGPR.TEXT_MODE in ("sentence", "keywords", "caption"), "DATASETS.FINEGPR.TEXT_MODE",
-            cfg.DATASETS.FINEGPR.TEXT_MODE, "'sentence', 'keywords' or 'caption'")
+    from ..data.datasets.finegpr import TEXT_MODES  # lazy: config must not import the data package at load
+
+    _expect(cfg.DATASETS.FINEGPR.TEXT_MODE in TEXT_MODES, "DATASETS.FINEGPR.TEXT_MODE", cfg.DATASETS.FINEGPR.TEXT_MODE,
+            f"one of {', '.join(map(repr, TEXT_MODES))}")
     _expect(dmf.TEXT_ENCODER.LR_FACTOR > 0, "MODEL.DMF.TEXT_ENCODER.LR_FACTOR", dmf.TEXT_ENCODER.LR_FACTOR,
             "a positive learning-rate multiplier")
     _expect(dmf.LAYER_SCALE_INIT >= 0, "MODEL.DMF.LAYER_SCALE_INIT", dmf.LAYER_SCALE_INIT,

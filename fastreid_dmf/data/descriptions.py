@@ -78,23 +78,23 @@ _WORN_ACCESSORIES: tuple[tuple[str, str], ...] = (
 _CARRIED_ACCESSORIES: tuple[tuple[str, str], ...] = (("bag", "a bag"),)
 
 
-def check_description_mode(mode: str) -> str:
-    """Validate a description mode.
+def check_description_mode(mode: str, allowed: tuple[str, ...] = DESCRIPTION_MODES) -> str:
+    """Validate a description (text) mode.
 
     Args:
         mode: requested mode.
+        allowed: the valid modes (default :data:`DESCRIPTION_MODES`, the modes
+            built from attributes; the FineGPR dataset adds "caption").
 
     Returns:
         ``mode`` unchanged.
 
     Raises:
-        ValueError: ``mode`` is not one of :data:`DESCRIPTION_MODES`; the
-            message names the value and the allowed ones.
+        ValueError: ``mode`` is not in ``allowed``; the message names the
+            value and the allowed ones.
     """
-    if mode not in DESCRIPTION_MODES:
-        raise ValueError(
-            f"unknown FineGPR text mode {mode!r}; expected one of {', '.join(map(repr, DESCRIPTION_MODES))}"
-        )
+    if mode not in allowed:
+        raise ValueError(f"unknown FineGPR text mode {mode!r}; expected one of {', '.join(map(repr, allowed))}")
     return mode
 
 

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.datasets.bases import ImageDataset
 
-from ..descriptions import DESCRIPTION_MODES, describe_images
+from ..descriptions import DESCRIPTION_MODES, check_description_mode, describe_images
 from ..finegpr_format import (
     is_valid_finegpr_filename,
     parse_finegpr_filename,
@@ -308,10 +308,7 @@ class FineGPR(ImageDataset):
     ) -> None:
         self.root = root
         self.dataset_dir = os.path.join(root, type(self).dataset_dir)
-        if text_mode not in TEXT_MODES:
-            raise ValueError(
-                f"unknown FineGPR text mode {text_mode!r}; expected one of {', '.join(map(repr, TEXT_MODES))}"
-            )
+        check_description_mode(text_mode, TEXT_MODES)
         self.text_mode = text_mode
         self.text_environment = bool(text_environment)
         if not isinstance(images_per_identity, int) or images_per_identity < 0:
