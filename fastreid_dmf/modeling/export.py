@@ -190,6 +190,9 @@ def build_fastreid_vit(vit_kwargs: Mapping) -> VisionTransformer:
     ``ln_eps`` becomes ``norm_layer=partial(nn.LayerNorm, eps=ln_eps)``. Use it for exported
     models whose shape ``build_vit_backbone`` cannot build; its ``forward`` maps float
     ``(B, 3, H, W)`` to ``(B, D, 1, 1)``.
+
+    Raises:
+        TypeError: ``vit_kwargs`` holds a key fast-reid's ``VisionTransformer`` does not take.
     """
     kwargs = dict(vit_kwargs)
     eps = kwargs.pop("ln_eps", 1e-6)

@@ -154,7 +154,11 @@ class FileHashCache:
         return digest
 
     def save(self) -> None:
-        """Write the JSON file atomically if new hashes were computed (no-op without a path)."""
+        """Write the JSON file atomically if new hashes were computed (no-op without a path).
+
+        Raises:
+            OSError: the folder or file cannot be written (the previous file is kept).
+        """
         if not self.path or not self._dirty:
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
