@@ -10,6 +10,8 @@ setup(
     version="0.1.0",
     description="DMF/MMET multimodal pre-training for generalizable person Re-ID, as a fast-reid plugin",
     packages=find_packages(include=["fastreid_dmf", "fastreid_dmf.*"]),
+    # The real VTestReID set ships inside the package (the default root of the VTestReID dataset).
+    package_data={"fastreid_dmf": ["data/bundled/vtest_reid/README.txt", "data/bundled/vtest_reid/*/*.jpg"]},
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.0",

@@ -82,3 +82,44 @@ def test_too_few_identities_or_bad_batch_is_rejected():
         MultimodalIdentitySampler(ITEMS, 4 * 11, 4, 0.0, seed=0)
     with pytest.raises(ValueError, match="multiple of DATALOADER.NUM_INSTANCE"):
         MultimodalIdentitySampler(ITEMS, 10, 4, 0.0, seed=0)
+
+
+@pytest.mark.parametrize(("ratio", "expected"), [(0.0, 50), (1.0, 50), (0.5, 100), (0.25, 67), (0.75, 67)])
+def test_epoch_length_follows_algorithm_1(ratio, expected):
+    # N = 50 pairs: an epoch over S_i or S_t alone is N; over S_i U S_t at 0.5 it is 2N; otherwise the more
+    # frequent modality is seen once: N / max(r, 1 - r).
+    from fastreid_dmf.data.samplers import instances_per_epoch
+
+    assert instances_per_epoch(len(ITEMS), ratio) == expected
+
+
+def test_dataset_length_is_the_epoch_fast_reid_trains_on():
+    from fastreid_dmf.data.multimodal_dataset import MultimodalReIDDataset
+
+    lengths = {r: len(MultimodalReIDDataset(ITEMS, None, (8, 4), text_ratio=r)) for r in (0.0, 0.5, 1.0)}
+    assert lengths == {0.0: len(ITEMS), 0.5: 2 * len(ITEMS), 1.0: len(ITEMS)}
+    # Every index of S_i U S_t stays addressable whatever the epoch length.
+    dataset = MultimodalReIDDataset(ITEMS, None, (8, 4), text_ratio=0.0)
+    assert dataset[2 * len(ITEMS) - 1]["modalities"] == 1
+
+
+def test_text_image_epoch_shows_as_many_images_as_an_image_only_epoch():
+    from fastreid_dmf.data.samplers import instances_per_epoch
+
+    epochs = 40
+    counts = {}
+    for ratio in (0.0, 0.5):
+        sampler = MultimodalIdentitySampler(ITEMS, 8, 4, text_ratio=ratio, seed=3)
+        indices = _draw(sampler, epochs * instances_per_epoch(len(ITEMS), ratio))
+        counts[ratio] = (sum(i < len(ITEMS) for i in indices) / epochs, sum(i >= len(ITEMS) for i in indices) / epochs)
+    assert counts[0.0] == (len(ITEMS), 0)
+    images, texts = counts[0.5]
+    # Binomial(4000, 0.5) per 40 epochs: 3 sigma is about 2.4 images per epoch.
+    assert abs(images - len(ITEMS)) < 3 and abs(texts - len(ITEMS)) < 3
+
+
+def test_epoch_length_rejects_a_ratio_outside_0_1():
+    from fastreid_dmf.data.samplers import instances_per_epoch
+
+    with pytest.raises(ValueError, match="DATALOADER.TEXT_RATIO"):
+        instances_per_epoch(10, 1.5)

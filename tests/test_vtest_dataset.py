@@ -1,4 +1,4 @@
-"""Tests for the VTestReID dataset (fastreid_dmf.data.datasets.vtest) on the shared real test set."""
+"""Tests for the VTestReID dataset (fastreid_dmf.data.datasets.vtest) on the real test set bundled with the package."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import pytest
 import fastreid_dmf
 from fastreid_dmf.data.datasets.vtest import VTEST_ROOT_ENV, VTestReID, default_vtest_root, resolve_vtest_root
 
-SHARED = default_vtest_root()
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared test set not found at {SHARED}")
+BUNDLED = default_vtest_root()
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +24,11 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _copy_subset(dst: Path, per_dir: int = 3) -> Path:
     """Copy a few images of each shared sub-folder (including a junk one) into ``dst``."""
     for sub in ("bounding_box_train", "query", "bounding_box_test"):
-        names = sorted(os.listdir(SHARED / sub))
+        names = sorted(os.listdir(BUNDLED / sub))
         keep = names[:per_dir] + [n for n in names if n.startswith("0007_")][:per_dir]
         (dst / sub).mkdir(parents=True)
         for name in dict.fromkeys(keep):
-            shutil.copy(SHARED / sub / name, dst / sub / name)
+            shutil.copy(BUNDLED / sub / name, dst / sub / name)
     return dst
 
 
@@ -42,15 +41,33 @@ def test_registered_and_subclasses_market1501() -> None:
     assert VTestReID.dataset_name == "vtestreid"
 
 
-def test_default_root_is_beside_checkout() -> None:
+def test_default_root_is_the_copy_inside_the_package() -> None:
     package_dir = Path(fastreid_dmf.__file__).resolve().parent
-    assert default_vtest_root() == package_dir.parent.parent / "shared" / "data" / "vtest_reid"
+    assert default_vtest_root() == package_dir / "data" / "bundled" / "vtest_reid"
+    assert (default_vtest_root() / "README.txt").is_file()
 
 
-@needs_shared
+def test_loads_from_the_project_without_shared_beside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A clone with no ../shared: copy the package alone elsewhere and import the copy in a fresh interpreter.
+    import subprocess
+    import sys
+
+    package_dir = Path(fastreid_dmf.__file__).resolve().parent
+    clone = tmp_path / "clone"
+    shutil.copytree(package_dir, clone / "fastreid_dmf", ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import fastreid_dmf\n"
+            "from fastreid_dmf.data.datasets.vtest import VTestReID\n"
+            "d = VTestReID(root='nowhere')\n"
+            "print(d.vtest_root, len(d.train), len(d.query), len(d.gallery))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(clone)}).stdout.split()
+    assert out[0].startswith(str(clone / "fastreid_dmf"))
+    assert out[1:] == ["113", "12", "180"]
+
+
 def test_reads_shared_set_with_documented_counts() -> None:
     data = VTestReID()
-    assert data.vtest_root == str(SHARED)
+    assert data.vtest_root == str(BUNDLED)
     train_pids = {item[1] for item in data.train}
     assert len(data.train) == 113
     assert train_pids == {f"vtestreid_{pid}" for pid in (1, 2, 3, 4)}
@@ -58,7 +75,7 @@ def test_reads_shared_set_with_documented_counts() -> None:
     assert len(data.query) == 12
     assert {item[1] for item in data.query} == set(range(5, 11))
     assert len(data.gallery) == 180  # 186 files, 6 junk (pid -1) skipped
-    assert len(os.listdir(SHARED / "bounding_box_test")) == 186
+    assert len(os.listdir(BUNDLED / "bounding_box_test")) == 186
     assert {item[1] for item in data.gallery} == set(range(5, 11))
     assert all(item[1] != -1 for item in data.gallery)
     assert {item[2] for item in data.query} == {0}  # queries are all c1 -> camid 0
@@ -74,7 +91,6 @@ def test_reads_shared_set_with_documented_counts() -> None:
     data.show_test()
 
 
-@needs_shared
 def test_vtest_root_argument(tmp_path: Path) -> None:
     copy = _copy_subset(tmp_path / "copy")
     data = VTestReID(root="unused", vtest_root=str(copy))
@@ -86,7 +102,6 @@ def test_vtest_root_argument(tmp_path: Path) -> None:
     assert {item[1] for item in data.gallery} == {7}
 
 
-@needs_shared
 def test_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     copy = _copy_subset(tmp_path / "envcopy", per_dir=2)
     monkeypatch.setenv(VTEST_ROOT_ENV, str(copy))
@@ -94,7 +109,7 @@ def test_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert data.vtest_root == str(copy)
     assert len(data.train) == 2
     # the explicit argument wins over the environment variable
-    assert VTestReID(vtest_root=str(SHARED)).vtest_root == str(SHARED)
+    assert VTestReID(vtest_root=str(BUNDLED)).vtest_root == str(BUNDLED)
 
 
 def test_root_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,6 +51,10 @@ def add_dmf_config(cfg: CN) -> None:
       Euclidean, as fast-reid and TransReID).
     * ``MODEL.DMF.SKIP_LOAD_KEYS`` [()]: prefixes of ``MODEL.WEIGHTS`` keys not
       loaded (fine-tuning re-initialises the identity classifier ``heads.weight``).
+    * ``MODEL.COLOR_HIST.NUM_STRIPES`` [6]: number R of equal horizontal stripes
+      of the no-learning ``ColorHistogramMatcher`` (META_ARCH); 1 <= R <= image height.
+    * ``MODEL.COLOR_HIST.BINS`` [(8, 4, 4)]: (H, S, V) bins of its per-stripe
+      joint HSV histogram (OpenCV 8-bit HSV); feature length R * prod(BINS).
     * ``DATALOADER.TEXT_RATIO`` [0.5]: probability that a sampled instance is
       the text rather than the image (DMF Algorithm 1); 0 = image only
       ("DMF w/o Text"), 1 = text only ("DMF w/o Image").
@@ -60,7 +64,8 @@ def add_dmf_config(cfg: CN) -> None:
       TEXT_MODE is "caption"; relative to ``<root>/FineGPR/``), ``TEXT_ENVIRONMENT`` [True],
       ``IMAGES_PER_ID`` [0 = all], ``SUBSET_SEED`` [0].
     * ``DATASETS.VTEST_REID.ROOT`` [""]: folder of the real vtest_reid set
-      (empty: ``$FASTREID_DMF_VTEST_ROOT`` or ``../shared/data/vtest_reid``).
+      (empty: ``$FASTREID_DMF_VTEST_ROOT``, else the copy bundled in
+      ``fastreid_dmf/data/bundled/vtest_reid``).
     * ``SEED`` [-1]: >= 0 seeds Python/NumPy/torch at start-up and the
       multimodal sampler (reproducible runs); -1 = fast-reid's random seeding.
     * ``DATASETS.VERIFY_IMAGES`` [True]: open every training image before
@@ -88,6 +93,10 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.MODEL.DMF.TRIPLET_SQUARED = True
     cfg.MODEL.DMF.SKIP_LOAD_KEYS = ()
 
+    cfg.MODEL.COLOR_HIST = CN()
+    cfg.MODEL.COLOR_HIST.NUM_STRIPES = 6  # ColorHistogramMatcher: R equal horizontal stripes (body regions)
+    cfg.MODEL.COLOR_HIST.BINS = (8, 4, 4)  # ColorHistogramMatcher: (H, S, V) bins per stripe histogram
+
     cfg.DATALOADER.TEXT_RATIO = 0.5
 
     cfg.DATASETS.FINEGPR = CN()
@@ -107,6 +116,10 @@ def add_dmf_config(cfg: CN) -> None:
 def _expect(ok: bool, key: str, value: object, expected: str) -> None:
     if not ok:
         raise ValueError(f"config {key}={value!r}: expected {expected}")
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def check_dmf_config(cfg: CN) -> None:
@@ -136,6 +149,14 @@ def check_dmf_config(cfg: CN) -> None:
     if cfg.MODEL.META_ARCHITECTURE == "DMF":
         _expect(cfg.MODEL.BACKBONE.FEAT_DIM == dmf.EMBED_DIM, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
                 f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM)")
+    if cfg.MODEL.META_ARCHITECTURE == "ColorHistogramMatcher":
+        hist = cfg.MODEL.COLOR_HIST
+        _expect(_positive_int(hist.NUM_STRIPES), "MODEL.COLOR_HIST.NUM_STRIPES", hist.NUM_STRIPES, "a positive int")
+        height = cfg.INPUT.SIZE_TEST[0]
+        _expect(height <= 0 or hist.NUM_STRIPES <= height, "MODEL.COLOR_HIST.NUM_STRIPES", hist.NUM_STRIPES,
+                f"at most the test image height INPUT.SIZE_TEST[0]={height}")
+        _expect(len(hist.BINS) == 3 and all(_positive_int(b) for b in hist.BINS), "MODEL.COLOR_HIST.BINS",
+                hist.BINS, "three positive ints (H, S, V bins)")
     sampler = cfg.DATALOADER.SAMPLER_TRAIN
     if sampler == "MultimodalIdentitySampler":
         _expect(cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE == 0, "SOLVER.IMS_PER_BATCH",

@@ -106,13 +106,17 @@ def build_dmf_train_loader(cfg):
     items = load_train_items(cfg)
     if cfg.DATASETS.VERIFY_IMAGES:
         items = verify_images(items, cfg.DATASETS.SKIP_UNREADABLE)
-    train_set = MultimodalReIDDataset(items, build_transforms(cfg, is_train=True), cfg.INPUT.SIZE_TRAIN)
+    multimodal = cfg.DATALOADER.SAMPLER_TRAIN == "MultimodalIdentitySampler"
+    text_ratio = cfg.DATALOADER.TEXT_RATIO if multimodal else 0.0
+    train_set = MultimodalReIDDataset(items, build_transforms(cfg, is_train=True), cfg.INPUT.SIZE_TRAIN,
+                                      text_ratio=text_ratio)
     sampler = None
-    if cfg.DATALOADER.SAMPLER_TRAIN == "MultimodalIdentitySampler":
+    if multimodal:
         mini_batch_size = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
         sampler = MultimodalIdentitySampler(train_set.img_items, mini_batch_size, cfg.DATALOADER.NUM_INSTANCE,
                                             cfg.DATALOADER.TEXT_RATIO, seed=cfg.SEED if cfg.SEED >= 0 else None)
-        logger.info("Using training sampler MultimodalIdentitySampler (TEXT_RATIO=%.2f)", cfg.DATALOADER.TEXT_RATIO)
+        logger.info("Using training sampler MultimodalIdentitySampler (TEXT_RATIO=%.2f): %d instances per epoch "
+                    "over %d image/description pairs", text_ratio, len(train_set), len(items))
     return build_reid_train_loader(cfg, train_set=train_set, sampler=sampler)
 
 

@@ -7,6 +7,12 @@ is drawn from S_i U S_t as in Algorithm 1, line 3. Indices ``0..N-1`` address
 images and ``N..2N-1`` their descriptions (see
 :class:`fastreid_dmf.data.multimodal_dataset.MultimodalReIDDataset`).
 
+An epoch follows Algorithm 1 too (:func:`instances_per_epoch`): at the paper's
+``text_ratio`` 0.5 it is |S_i| + |S_t| = 2N instances, so every image and every
+description is seen once per epoch in expectation, and text + image pre-training
+shows as many images per epoch as image-only pre-training (an epoch over S_i,
+N instances); text-only pre-training is an epoch over S_t (N instances).
+
 Identity selection and multi-GPU sharding mirror fast-reid's
 ``NaiveIdentitySampler`` (``fastreid/data/samplers/triplet_sampler.py``): one
 global batch of ``mini_batch_size x world_size`` is drawn from a shared seed,
@@ -25,7 +31,34 @@ from fastreid.data.samplers.triplet_sampler import reorder_index
 from fastreid.utils import comm
 from torch.utils.data.sampler import Sampler
 
-__all__ = ["MultimodalIdentitySampler"]
+__all__ = ["MultimodalIdentitySampler", "instances_per_epoch"]
+
+
+def instances_per_epoch(num_pairs: int, text_ratio: float) -> int:
+    """Number of instances in one training epoch of DMF Algorithm 1.
+
+    An epoch shows every sample of the more frequently drawn modality once in
+    expectation: ``round(N / max(r, 1 - r))``. At r = 0.5 (a uniform draw over
+    S_i U S_t, the paper's setting) that is 2N, each image and each description
+    once; r = 0 is an epoch over S_i (N images), r = 1 over S_t (N texts); in
+    between, e.g. r = 0.25 gives 4N/3 instances: N images and N/3 texts.
+
+    Args:
+        num_pairs: N, the number of image/description pairs (training items).
+        text_ratio: r = ``DATALOADER.TEXT_RATIO``, the probability that an instance is a text.
+
+    Returns:
+        The epoch length in instances (fast-reid's ``DefaultTrainer`` divides it by
+        ``SOLVER.IMS_PER_BATCH`` to get iterations per epoch).
+
+    Raises:
+        ValueError: ``num_pairs`` < 0 or ``text_ratio`` outside [0, 1] (names DATALOADER.TEXT_RATIO).
+    """
+    if num_pairs < 0:
+        raise ValueError(f"number of training items must be >= 0, got {num_pairs}")
+    if not 0.0 <= text_ratio <= 1.0:
+        raise ValueError(f"DATALOADER.TEXT_RATIO={text_ratio}: expected a probability in [0, 1]")
+    return round(num_pairs / max(text_ratio, 1.0 - text_ratio))
 
 
 class MultimodalIdentitySampler(Sampler):

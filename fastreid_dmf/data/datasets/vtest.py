@@ -1,7 +1,8 @@
-"""VTestReID: the small real pedestrian test set shipped beside the project.
+"""VTestReID: the small real pedestrian test set shipped with the project.
 
 Ten identities cut from OpenCV's sample video ``vtest.avi`` and stored in
-Market-1501 layout (see ``shared/data/vtest_reid/README.txt``): 4 train
+Market-1501 layout (the copy bundled in ``fastreid_dmf/data/bundled/vtest_reid``,
+1.3 MB; its README.txt says how it was made): 4 train
 identities (113 images), 12 queries and 180 gallery images of 6 other
 identities, plus 6 junk gallery images (pid -1) that fast-reid's Market-1501
 parser skips. It is parsed by fast-reid's own ``Market1501.process_dir``.
@@ -29,16 +30,13 @@ _LAYOUT = (
 
 
 def default_vtest_root() -> Path:
-    """The ``shared/data/vtest_reid`` folder beside the repository checkout.
+    """The copy of the set shipped inside the package (``fastreid_dmf/data/bundled/vtest_reid``).
 
     Returns:
-        ``<checkout>/../shared/data/vtest_reid`` where ``<checkout>`` is the
-        folder holding the ``fastreid_dmf`` package (e.g. /work/main ->
-        /work/shared/data/vtest_reid). It may not exist (e.g. in an installed copy).
+        The folder's absolute path. It exists in a checkout and in an
+        installed package (``setup.py`` lists it as package data).
     """
-    import fastreid_dmf
-
-    return Path(fastreid_dmf.__file__).resolve().parents[2] / "shared" / "data" / "vtest_reid"
+    return Path(__file__).resolve().parents[1] / "bundled" / "vtest_reid"
 
 
 def resolve_vtest_root(root: str = "datasets", vtest_root: str = "") -> str:
@@ -69,7 +67,7 @@ def resolve_vtest_root(root: str = "datasets", vtest_root: str = "") -> str:
         candidates = [(os.environ[VTEST_ROOT_ENV], f"environment variable {VTEST_ROOT_ENV}")]
     else:
         candidates = [
-            (str(default_vtest_root()), "default beside the repository checkout"),
+            (str(default_vtest_root()), "copy bundled with fastreid_dmf"),
             (os.path.join(root, "vtest_reid"), "<root>/vtest_reid"),
         ]
     for path, _ in candidates:
@@ -104,8 +102,8 @@ class VTestReID(Market1501):
         root: fast-reid dataset root, used only for the last fall-back
             ``<root>/vtest_reid``.
         vtest_root: the folder; "" means :func:`resolve_vtest_root`'s order
-            (``FASTREID_DMF_VTEST_ROOT``, then ``shared/data/vtest_reid``
-            beside the checkout, then ``<root>/vtest_reid``).
+            (``FASTREID_DMF_VTEST_ROOT``, then the copy bundled with the
+            package, then ``<root>/vtest_reid``).
         **kwargs: passed to ``Market1501`` / ``ImageDataset``.
 
     Raises:
