@@ -14,3 +14,13 @@ def text_encoder():
     from fastreid_dmf.modeling.text_encoder import TextTokenEncoder
 
     return TextTokenEncoder(MINILM, max_tokens=32, freeze=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_benchmark_root(tmp_path_factory):
+    """A dataset root holding the bundled benchmark's ``tiny`` preset (FineGPR, SynthMarket, SynthMSMT)."""
+    from fastreid_dmf.data.synthetic import generate_benchmark
+
+    root = tmp_path_factory.mktemp("tiny_benchmark")
+    generate_benchmark(str(root), preset="tiny", seed=0)
+    return root

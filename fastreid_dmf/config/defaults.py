@@ -66,6 +66,11 @@ def add_dmf_config(cfg: CN) -> None:
     * ``DATASETS.VTEST_REID.ROOT`` [""]: folder of the real vtest_reid set
       (empty: ``$FASTREID_DMF_VTEST_ROOT``, else the copy bundled in
       ``fastreid_dmf/data/bundled/vtest_reid``).
+    * ``DATASETS.HOLDOUT.NUM_IDS`` [0]: identities of each training dataset held
+      out of training for validation; the registered test set
+      ``HeldOutValidation`` scores them (put it in ``DATASETS.TESTS``), so
+      recipes are chosen without touching a test set. ``DATASETS.HOLDOUT.SEED``
+      [0] draws them.
     * ``SEED`` [-1]: >= 0 seeds Python/NumPy/torch at start-up and the
       multimodal sampler (reproducible runs); -1 = fast-reid's random seeding.
     * ``DATASETS.VERIFY_IMAGES`` [True]: open every training image before
@@ -108,6 +113,9 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.DATASETS.FINEGPR.SUBSET_SEED = 0
     cfg.DATASETS.VTEST_REID = CN()
     cfg.DATASETS.VTEST_REID.ROOT = ""
+    cfg.DATASETS.HOLDOUT = CN()
+    cfg.DATASETS.HOLDOUT.NUM_IDS = 0  # identities per training set kept out of training, for validation
+    cfg.DATASETS.HOLDOUT.SEED = 0  # seed of that draw (same identities in every run)
     cfg.DATASETS.VERIFY_IMAGES = True
     cfg.DATASETS.SKIP_UNREADABLE = False
     cfg.SEED = -1
@@ -144,6 +152,11 @@ def check_dmf_config(cfg: CN) -> None:
             f"one of {', '.join(map(repr, TEXT_MODES))}")
     _expect(dmf.TEXT_ENCODER.LR_FACTOR > 0, "MODEL.DMF.TEXT_ENCODER.LR_FACTOR", dmf.TEXT_ENCODER.LR_FACTOR,
             "a positive learning-rate multiplier")
+    _expect(cfg.DATASETS.HOLDOUT.NUM_IDS >= 0, "DATASETS.HOLDOUT.NUM_IDS", cfg.DATASETS.HOLDOUT.NUM_IDS,
+            "0 (no validation split) or a positive number of identities")
+    _expect("HeldOutValidation" not in cfg.DATASETS.TESTS or cfg.DATASETS.HOLDOUT.NUM_IDS > 0, "DATASETS.TESTS",
+            cfg.DATASETS.TESTS, "HeldOutValidation only with DATASETS.HOLDOUT.NUM_IDS > 0 (identities held out "
+            "of training)")
     _expect(dmf.LAYER_SCALE_INIT >= 0, "MODEL.DMF.LAYER_SCALE_INIT", dmf.LAYER_SCALE_INIT,
             "0 (no LayerScale) or a positive initial scale")
     if cfg.MODEL.META_ARCHITECTURE == "DMF":

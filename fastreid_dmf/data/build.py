@@ -19,6 +19,7 @@ from fastreid.data.transforms import build_transforms
 from fastreid.utils import comm
 from PIL import Image
 
+from .datasets.holdout import split_holdout
 from .multimodal_dataset import MultimodalReIDDataset
 from .samplers import MultimodalIdentitySampler
 
@@ -42,11 +43,17 @@ def dataset_kwargs(cfg, name: str) -> dict:
                 "subset_seed": fine.SUBSET_SEED, "caption_file": fine.CAPTION_FILE}
     if name == "VTestReID":
         return {"vtest_root": cfg.DATASETS.VTEST_REID.ROOT}
+    if name == "HeldOutValidation":
+        return {"sources": [(source, dataset_kwargs(cfg, source)) for source in cfg.DATASETS.NAMES],
+                "num_ids": cfg.DATASETS.HOLDOUT.NUM_IDS, "seed": cfg.DATASETS.HOLDOUT.SEED}
     return {}
 
 
 def load_train_items(cfg) -> list[tuple]:
     """Train items of every dataset in ``cfg.DATASETS.NAMES`` (fast-reid's tuples, FineGPR's carry a description).
+
+    ``DATASETS.HOLDOUT.NUM_IDS`` identities of each dataset are left out (they are
+    the ``HeldOutValidation`` test set, see :mod:`fastreid_dmf.data.datasets.holdout`).
 
     Raises:
         KeyError: a dataset name is not registered (fast-reid's registry message).
@@ -58,7 +65,11 @@ def load_train_items(cfg) -> list[tuple]:
                                           **dataset_kwargs(cfg, name))
         if comm.is_main_process():
             data.show_train()
-        items.extend(data.train)
+        train, held_out = split_holdout(data.train, cfg.DATASETS.HOLDOUT.NUM_IDS, cfg.DATASETS.HOLDOUT.SEED)
+        if held_out:
+            logger.info("%s: %d identities (%d images) held out for validation (DATASETS.HOLDOUT)", name,
+                        cfg.DATASETS.HOLDOUT.NUM_IDS, len(held_out))
+        items.extend(train)
     return items
 
 

@@ -11,6 +11,8 @@
   one training set (DMF Table 3 "MSMT17(all)").
 * ``RandPerson``: the synthetic RandPerson subset (``randperson_subset/``),
   training only.
+* ``HeldOutValidation``: query/gallery of the identities held out of the
+  training sets (``DATASETS.HOLDOUT``), for choosing recipes without a test set.
 
 Market-1501, DukeMTMC-reID and MSMT17 themselves are fast-reid's own
 ``Market1501``, ``DukeMTMC`` and ``MSMT17``.
@@ -18,10 +20,11 @@ Market-1501, DukeMTMC-reID and MSMT17 themselves are fast-reid's own
 
 from .cuhk03np import CUHK03NP, CUHK03NPLabeled
 from .finegpr import FineGPR
+from .holdout import HeldOutValidation
 from .msmt17_all import MSMT17All
 from .randperson import RandPerson
 from .synthetic_targets import SynthMarket, SynthMSMT
 from .vtest import VTestReID
 
 __all__ = ["FineGPR", "SynthMarket", "SynthMSMT", "VTestReID", "CUHK03NP", "CUHK03NPLabeled", "MSMT17All",
-           "RandPerson"]
+           "RandPerson", "HeldOutValidation"]

@@ -1,0 +1,79 @@
+"""Validation identities held out of training (DATASETS.HOLDOUT, registered test set HeldOutValidation)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from fastreid.config import get_cfg
+from fastreid.data import build as fastreid_build
+from fastreid.data.datasets import DATASET_REGISTRY
+
+from fastreid_dmf.config import add_dmf_config, check_dmf_config
+from fastreid_dmf.data.build import dataset_kwargs, load_train_items
+from fastreid_dmf.data.datasets.holdout import query_gallery_split, split_holdout
+
+# 12 identities x 4 images; identity 11 is seen by one camera only.
+ITEMS = [(f"p{pid}_{k}.jpg", f"ds_{pid}", f"ds_{0 if pid == 11 else k % 2}") for pid in range(12) for k in range(4)]
+
+
+def test_holdout_removes_whole_identities_and_is_reproducible():
+    train, held = split_holdout(ITEMS, 3, seed=5)
+    held_pids = {it[1] for it in held}
+    assert len(held_pids) == 3 and len(held) == 12
+    assert held_pids.isdisjoint(it[1] for it in train)
+    assert len(train) + len(held) == len(ITEMS)
+    assert split_holdout(ITEMS, 3, seed=5) == (train, held)
+
+
+def test_holdout_draw_does_not_depend_on_item_order():
+    shuffled = ITEMS[:]
+    random.Random(0).shuffle(shuffled)
+    assert {it[1] for it in split_holdout(shuffled, 4, 1)[1]} == {it[1] for it in split_holdout(ITEMS, 4, 1)[1]}
+
+
+@pytest.mark.parametrize("num_ids", [-1, 12, 13])
+def test_holdout_rejects_counts_that_leave_no_training_identity(num_ids):
+    with pytest.raises(ValueError, match="DATASETS.HOLDOUT.NUM_IDS"):
+        split_holdout(ITEMS, num_ids)
+
+
+def test_query_has_a_cross_camera_match_and_single_camera_identities_are_distractors():
+    query, gallery = query_gallery_split(ITEMS, seed=0)
+    assert len(query) == 11 and len(gallery) == len(ITEMS) - 11
+    for path, pid, cam in query:
+        assert any(g_pid == pid and g_cam != cam for _, g_pid, g_cam in gallery), path
+        assert path not in {g[0] for g in gallery}
+    one_camera_pid = sorted({it[1] for it in ITEMS}, key=str).index("ds_11")
+    assert one_camera_pid not in {pid for _, pid, _ in query}
+    assert all(isinstance(pid, int) and isinstance(cam, int) for _, pid, cam in query + gallery)
+
+
+@pytest.fixture
+def holdout_cfg(tiny_benchmark_root, monkeypatch):
+    monkeypatch.setattr(fastreid_build, "_root", str(tiny_benchmark_root))
+    cfg = get_cfg()
+    add_dmf_config(cfg)
+    cfg.DATASETS.NAMES = ("SynthMarket",)
+    cfg.DATASETS.HOLDOUT.NUM_IDS = 2
+    cfg.DATASETS.TESTS = ("HeldOutValidation",)
+    return cfg
+
+
+def test_heldout_identities_leave_training_and_become_the_validation_set(holdout_cfg, tiny_benchmark_root):
+    train_items = load_train_items(holdout_cfg)
+    full = DATASET_REGISTRY.get("SynthMarket")(root=str(tiny_benchmark_root)).train
+    held_paths = {it[0] for it in full} - {it[0] for it in train_items}
+    held_pids = {it[1] for it in full if it[0] in held_paths}
+    assert len(held_pids) == 2
+    assert held_pids.isdisjoint(it[1] for it in train_items)
+    val = DATASET_REGISTRY.get("HeldOutValidation")(root=str(tiny_benchmark_root),
+                                                    **dataset_kwargs(holdout_cfg, "HeldOutValidation"))
+    assert {it[0] for it in val.query + val.gallery} == held_paths
+    assert val.query and not val.train
+
+
+def test_heldout_validation_needs_a_holdout(holdout_cfg):
+    holdout_cfg.DATASETS.HOLDOUT.NUM_IDS = 0
+    with pytest.raises(ValueError, match="DATASETS.HOLDOUT.NUM_IDS"):
+        check_dmf_config(holdout_cfg)
