@@ -1,16 +1,24 @@
 """ColorHistogramMatcher: HSV stripe histograms, their Hellinger geometry, and the fast-reid META_ARCH."""
 
+import argparse
+import json
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 from fastreid.config import get_cfg
+from fastreid.data import build as fastreid_build
 from fastreid.modeling.meta_arch import build_model
 from fastreid.utils.compute_dist import build_dist
 
 from fastreid_dmf.config import add_dmf_config, check_dmf_config
+from fastreid_dmf.data.synthetic import generate_benchmark
+from fastreid_dmf.engine.trainer import train_or_eval
 from fastreid_dmf.modeling.color_histogram import hsv_stripe_histograms
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Pure colours and their OpenCV 8-bit HSV values (cv2.COLOR_RGB2HSV: H = hue degrees / 2).
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)  # H 0 / 60 / 120, S 255, V 255
@@ -128,3 +136,30 @@ def test_same_clothing_colours_rank_closer_than_different_ones():
     features = model(torch.stack([query, same, different]).permute(0, 3, 1, 2))
     dist = build_dist(features[:1], features[1:], "euclidean")[0]
     assert dist[0] < dist[1]
+
+
+
+def _train_net_args(*opts, eval_only):
+    """What ``tools/train_net.py --config-file configs/demo/color_histogram.yml [--eval-only] opts`` parses."""
+    return argparse.Namespace(config_file=os.path.join(REPO, "configs", "demo", "color_histogram.yml"),
+                              opts=list(opts), resume=False, eval_only=eval_only, num_gpus=1)
+
+
+def test_eval_only_run_scores_the_matcher_with_fastreids_evaluator(tmp_path, monkeypatch):
+    root = tmp_path / "datasets"
+    generate_benchmark(str(root), preset="tiny", seed=0)
+    monkeypatch.setattr(fastreid_build, "_root", str(root))  # fast-reid reads $FASTREID_DATASETS once, at import
+    out = tmp_path / "run"
+    results = train_or_eval(_train_net_args("DATASETS.TESTS", '("SynthMarket", "SynthMSMT")',
+                                            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(out), eval_only=True))
+    with open(out / "results.json") as handle:
+        saved = json.load(handle)
+    assert set(saved) == {"SynthMarket", "SynthMSMT"}
+    for name, metrics in saved.items():
+        assert 0 <= metrics["Rank-1"] <= 100 and 0 <= metrics["mAP"] <= 100
+        assert metrics["mAP"] == pytest.approx(float(results[name]["mAP"]))
+
+
+def test_train_net_without_eval_only_is_refused_before_loading_data(tmp_path):
+    with pytest.raises(RuntimeError, match="'ColorHistogramMatcher' has nothing to train; .*--eval-only"):
+        train_or_eval(_train_net_args("OUTPUT_DIR", str(tmp_path), eval_only=False))

@@ -159,7 +159,7 @@ def check_dmf_config(cfg: CN) -> None:
             "of training)")
     _expect(dmf.LAYER_SCALE_INIT >= 0, "MODEL.DMF.LAYER_SCALE_INIT", dmf.LAYER_SCALE_INIT,
             "0 (no LayerScale) or a positive initial scale")
-    if cfg.MODEL.META_ARCHITECTURE == "DMF":
+    if cfg.MODEL.META_ARCHITECTURE == "DMF" or cfg.MODEL.BACKBONE.NAME == "build_fastreid_vit_backbone":
         _expect(cfg.MODEL.BACKBONE.FEAT_DIM == dmf.EMBED_DIM, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
                 f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM)")
     if cfg.MODEL.META_ARCHITECTURE == "ColorHistogramMatcher":

@@ -18,6 +18,7 @@ import torch
 from fastreid.config import get_cfg
 from fastreid.engine import DefaultTrainer, default_setup
 from fastreid.engine import defaults as fastreid_defaults
+from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.solver import build as fastreid_solver_build
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
@@ -237,6 +238,8 @@ def train_or_eval(args) -> dict:
 
     Raises:
         FileNotFoundError: ``--eval-only`` with a ``MODEL.WEIGHTS`` that is not a file.
+        RuntimeError: training (no ``--eval-only``) a META_ARCH whose class sets ``trainable = False``
+            (``ColorHistogramMatcher``), before any data is loaded.
         ValueError, FileExistsError: from :func:`setup_cfg`.
     """
     cfg = setup_cfg(args)
@@ -249,6 +252,9 @@ def train_or_eval(args) -> dict:
         Checkpointer(model).load(cfg.MODEL.WEIGHTS)
         results = DMFTrainer.test(cfg, model)
     else:
+        if not getattr(META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE), "trainable", True):
+            raise RuntimeError(f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r} has nothing to train; "
+                               "run tools/train_net.py with --eval-only")
         trainer = DMFTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
         results = trainer.train()
