@@ -38,15 +38,22 @@ def test_holdout_rejects_counts_that_leave_no_training_identity(num_ids):
         split_holdout(ITEMS, num_ids)
 
 
-def test_query_has_a_cross_camera_match_and_single_camera_identities_are_distractors():
+def test_one_query_per_camera_with_a_cross_camera_match_and_single_camera_identities_are_distractors():
     query, gallery = query_gallery_split(ITEMS, seed=0)
-    assert len(query) == 11 and len(gallery) == len(ITEMS) - 11
+    # Identities 0..10 have 2 images in each of 2 cameras: one query per camera; identity 11: none.
+    assert len(query) == 22 and len(gallery) == len(ITEMS) - 22
     for path, pid, cam in query:
         assert any(g_pid == pid and g_cam != cam for _, g_pid, g_cam in gallery), path
         assert path not in {g[0] for g in gallery}
     one_camera_pid = sorted({it[1] for it in ITEMS}, key=str).index("ds_11")
     assert one_camera_pid not in {pid for _, pid, _ in query}
     assert all(isinstance(pid, int) and isinstance(cam, int) for _, pid, cam in query + gallery)
+
+
+def test_a_camera_is_not_queried_when_it_would_leave_no_cross_camera_match():
+    # One image in each of two cameras: only the first camera visited can give a query.
+    query, gallery = query_gallery_split([("a.jpg", "p", "c0"), ("b.jpg", "p", "c1")], seed=0)
+    assert len(query) == 1 and len(gallery) == 1 and query[0][2] != gallery[0][2]
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ identities into a query/gallery split that fast-reid's ``ReidEvaluator`` scores
 like any other test set (add it to ``DATASETS.TESTS``).
 
 Query/gallery rule (Market-1501 protocol, whose evaluator ignores gallery
-images of the query's own identity and camera): for each held-out identity seen
-by at least two cameras, one image drawn at random is the query and all its
-other images are gallery; identities seen by one camera only go to the gallery
-as distractors. pids and camids are renumbered to integers (fast-reid's ranker
+images of the query's own identity and camera): for each held-out identity, one
+image per camera, drawn at random and visiting the cameras in random order,
+becomes a query as long as the identity keeps a gallery image from another
+camera; all its other images are gallery. Identities seen by one camera only
+are gallery distractors. pids and camids are renumbered to integers (fast-reid's ranker
 needs int64 labels); held-out identities of different source datasets never
 share a pid.
 """
@@ -74,13 +75,15 @@ def query_gallery_split(items: Sequence[tuple], seed: int = 0) -> tuple[list[tup
     rng = np.random.default_rng(seed)
     query, gallery = [], []
     for pid in sorted(by_pid, key=str):
-        entries = sorted(by_pid[pid])
-        if len({cam for _, _, cam in entries}) < 2:
-            gallery.extend(entries)
-            continue
-        pick = int(rng.integers(len(entries)))
-        query.append(entries[pick])
-        gallery.extend(entries[:pick] + entries[pick + 1:])
+        remaining = sorted(by_pid[pid])
+        cameras = sorted({cam for _, _, cam in remaining})
+        for cam in (cameras[i] for i in rng.permutation(len(cameras))):
+            in_cam = [entry for entry in remaining if entry[2] == cam]
+            pick = in_cam[int(rng.integers(len(in_cam)))]
+            if any(entry[2] != cam for entry in remaining):
+                query.append(pick)
+                remaining.remove(pick)
+        gallery.extend(remaining)
     return query, gallery
 
 
