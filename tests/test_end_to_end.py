@@ -105,3 +105,9 @@ def test_unreadable_training_image_stops_or_is_skipped(tiny_root, tmp_path):
     with pytest.raises(ValueError, match="1 unreadable training image.*0001_c01_w01_l01_p01.jpg"):
         verify_images(items, skip_unreadable=False)
     assert verify_images(items, skip_unreadable=True) == [items[0]]
+
+
+def test_training_stops_the_prefetch_thread_of_the_train_loader(pretrained):
+    # A prefetch thread still running at interpreter exit can abort the process after results were written.
+    _, _, trainer = pretrained
+    assert not trainer._trainer.data_loader.iter.is_alive()

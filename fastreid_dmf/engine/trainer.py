@@ -122,6 +122,24 @@ class DMFTrainer(DefaultTrainer):
         with ddp_with_unused_parameters():
             super().__init__(cfg)
 
+    def train(self):
+        """fast-reid's ``DefaultTrainer.train``; afterwards the train loader's prefetch thread is stopped.
+
+        fast-reid's ``DataLoaderX`` prefetches from an infinite sampler in a daemon
+        thread that nothing stops; left running at interpreter exit it can abort the
+        process ("terminate called without an active exception", exit code 134)
+        after the results were written.
+
+        Returns:
+            fast-reid's last evaluation results (as upstream).
+        """
+        try:
+            return super().train()
+        finally:
+            loader = getattr(self._trainer, "data_loader", None)
+            if getattr(loader, "iter", None) is not None and hasattr(loader, "shutdown"):
+                loader.shutdown()
+
     @classmethod
     def build_train_loader(cls, cfg):
         """See class docstring."""
