@@ -1,0 +1,5 @@
+"""Reproduction and benchmark tooling (not imported by ``import fastreid_dmf``).
+
+* :mod:`.ablation`: DMF Table 1 at demo scale (pre-training variants, identical fine-tuning,
+  fast-reid and hand-made baselines, several seeds); also the main job's table.
+"""
