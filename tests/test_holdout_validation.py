@@ -84,3 +84,23 @@ def test_heldout_validation_needs_a_holdout(holdout_cfg):
     holdout_cfg.DATASETS.HOLDOUT.NUM_IDS = 0
     with pytest.raises(ValueError, match="DATASETS.HOLDOUT.NUM_IDS"):
         check_dmf_config(holdout_cfg)
+
+
+def test_holdout_names_limit_which_training_sets_lose_identities(holdout_cfg, tiny_benchmark_root):
+    holdout_cfg.DATASETS.NAMES = ("SynthMarket", "SynthMSMT")
+    holdout_cfg.DATASETS.HOLDOUT.NAMES = ("SynthMarket",)
+    check_dmf_config(holdout_cfg)
+    train_pids = {it[1] for it in load_train_items(holdout_cfg)}
+    msmt = DATASET_REGISTRY.get("SynthMSMT")(root=str(tiny_benchmark_root)).train
+    market = DATASET_REGISTRY.get("SynthMarket")(root=str(tiny_benchmark_root)).train
+    assert {it[1] for it in msmt} <= train_pids
+    assert len({it[1] for it in market} - train_pids) == 2
+    val = DATASET_REGISTRY.get("HeldOutValidation")(root=str(tiny_benchmark_root),
+                                                    **dataset_kwargs(holdout_cfg, "HeldOutValidation"))
+    assert {it[0] for it in val.query + val.gallery} <= {it[0] for it in market}
+
+
+def test_holdout_names_must_be_training_sets(holdout_cfg):
+    holdout_cfg.DATASETS.HOLDOUT.NAMES = ("SynthMSMT",)
+    with pytest.raises(ValueError, match="DATASETS.HOLDOUT.NAMES"):
+        check_dmf_config(holdout_cfg)

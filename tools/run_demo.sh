@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine:
 #   set up .venv -> generate the bundled synthetic benchmark (once) ->
-#   test the untrained model -> DMF pre-training (images + texts) ->
-#   fine-tuning (images) -> fast-reid result tables, untrained vs trained.
+#   one table through fast-reid's trainer and evaluator: the untrained model, the hand-made colour-histogram
+#   matcher, fast-reid's Baseline with a ViT of the same size (no text), and DMF fine-tuned after no
+#   pre-training, image-only pre-training and text + image pre-training (DMF Table 1 rows) -> table.md + chart.png.
 # Every run writes to a new folder output/demo/<timestamp>/ (nothing is overwritten).
+# The same rows over 3 seeds, plus text-only pre-training and a ResNet-18 baseline:
+#   tools/benchmark_pretraining_ablation.py --out output/ablation --seeds 0 1 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup_env.sh
@@ -14,15 +17,7 @@ if [ ! -d "$FASTREID_DATASETS/FineGPR" ] || [ ! -d "$FASTREID_DATASETS/synth_mar
 fi
 RUN=${RUN_DIR:-output/demo/$(date +%Y%m%d-%H%M%S)}
 start=$(date +%s)
-"$PY" tools/train_net.py --config-file configs/demo/dmf_finetune.yml --eval-only \
-  MODEL.WEIGHTS "" OUTPUT_DIR "$RUN/untrained"
-"$PY" tools/train_net.py --config-file configs/demo/dmf_pretrain.yml OUTPUT_DIR "$RUN/pretrain"
-"$PY" tools/train_net.py --config-file configs/demo/dmf_finetune.yml \
-  MODEL.WEIGHTS "$RUN/pretrain/model_final.pth" OUTPUT_DIR "$RUN/finetune"
+"$PY" tools/benchmark_pretraining_ablation.py --out "$RUN" --seeds 0 \
+  --variants untrained color_histogram fastreid_vit dmf_none dmf_image dmf_text_image
 end=$(date +%s)
-echo
-echo "Untrained vs DMF (pre-trained on synthetic FineGPR images + texts, fine-tuned on SynthMarket images):"
-"$PY" tools/compare_results.py "untrained=$RUN/untrained/results.json" \
-  "DMF pre-train only=$RUN/pretrain/results.json" "DMF pre-train + fine-tune=$RUN/finetune/results.json" \
-  | tee "$RUN/comparison.md"
-echo "Training + testing took $((end - start)) s; outputs in $RUN"
+echo "Training + testing took $((end - start)) s; table.md, chart.png, results.json and every run's log in $RUN"

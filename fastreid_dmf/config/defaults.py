@@ -70,7 +70,8 @@ def add_dmf_config(cfg: CN) -> None:
       out of training for validation; the registered test set
       ``HeldOutValidation`` scores them (put it in ``DATASETS.TESTS``), so
       recipes are chosen without touching a test set. ``DATASETS.HOLDOUT.SEED``
-      [0] draws them.
+      [0] draws them; ``DATASETS.HOLDOUT.NAMES`` [()] limits the hold-out to
+      these training datasets (empty: all of ``DATASETS.NAMES``).
     * ``SEED`` [-1]: >= 0 seeds Python/NumPy/torch at start-up and the
       multimodal sampler (reproducible runs); -1 = fast-reid's random seeding.
     * ``DATASETS.VERIFY_IMAGES`` [True]: open every training image before
@@ -116,6 +117,7 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.DATASETS.HOLDOUT = CN()
     cfg.DATASETS.HOLDOUT.NUM_IDS = 0  # identities per training set kept out of training, for validation
     cfg.DATASETS.HOLDOUT.SEED = 0  # seed of that draw (same identities in every run)
+    cfg.DATASETS.HOLDOUT.NAMES = ()  # training datasets that lose them; () = every dataset in DATASETS.NAMES
     cfg.DATASETS.VERIFY_IMAGES = True
     cfg.DATASETS.SKIP_UNREADABLE = False
     cfg.SEED = -1
@@ -154,6 +156,8 @@ def check_dmf_config(cfg: CN) -> None:
             "a positive learning-rate multiplier")
     _expect(cfg.DATASETS.HOLDOUT.NUM_IDS >= 0, "DATASETS.HOLDOUT.NUM_IDS", cfg.DATASETS.HOLDOUT.NUM_IDS,
             "0 (no validation split) or a positive number of identities")
+    _expect(set(cfg.DATASETS.HOLDOUT.NAMES) <= set(cfg.DATASETS.NAMES), "DATASETS.HOLDOUT.NAMES",
+            cfg.DATASETS.HOLDOUT.NAMES, f"names from DATASETS.NAMES={tuple(cfg.DATASETS.NAMES)}")
     _expect("HeldOutValidation" not in cfg.DATASETS.TESTS or cfg.DATASETS.HOLDOUT.NUM_IDS > 0, "DATASETS.TESTS",
             cfg.DATASETS.TESTS, "HeldOutValidation only with DATASETS.HOLDOUT.NUM_IDS > 0 (identities held out "
             "of training)")

@@ -23,8 +23,8 @@ from .datasets.holdout import split_holdout
 from .multimodal_dataset import MultimodalReIDDataset
 from .samplers import MultimodalIdentitySampler
 
-__all__ = ["datasets_root", "dataset_kwargs", "load_train_items", "verify_images", "build_dmf_train_loader",
-           "build_dmf_test_loader"]
+__all__ = ["datasets_root", "dataset_kwargs", "holdout_sources", "load_train_items", "verify_images",
+           "build_dmf_train_loader", "build_dmf_test_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +44,22 @@ def dataset_kwargs(cfg, name: str) -> dict:
     if name == "VTestReID":
         return {"vtest_root": cfg.DATASETS.VTEST_REID.ROOT}
     if name == "HeldOutValidation":
-        return {"sources": [(source, dataset_kwargs(cfg, source)) for source in cfg.DATASETS.NAMES],
+        return {"sources": [(source, dataset_kwargs(cfg, source)) for source in holdout_sources(cfg)],
                 "num_ids": cfg.DATASETS.HOLDOUT.NUM_IDS, "seed": cfg.DATASETS.HOLDOUT.SEED}
     return {}
+
+
+def holdout_sources(cfg) -> tuple[str, ...]:
+    """Training datasets that lose ``DATASETS.HOLDOUT.NUM_IDS`` identities: ``DATASETS.HOLDOUT.NAMES``, or all
+    of ``DATASETS.NAMES`` when that is empty."""
+    return tuple(cfg.DATASETS.HOLDOUT.NAMES) or tuple(cfg.DATASETS.NAMES)
 
 
 def load_train_items(cfg) -> list[tuple]:
     """Train items of every dataset in ``cfg.DATASETS.NAMES`` (fast-reid's tuples, FineGPR's carry a description).
 
-    ``DATASETS.HOLDOUT.NUM_IDS`` identities of each dataset are left out (they are
-    the ``HeldOutValidation`` test set, see :mod:`fastreid_dmf.data.datasets.holdout`).
+    ``DATASETS.HOLDOUT.NUM_IDS`` identities of each dataset in :func:`holdout_sources` are left
+    out (they are the ``HeldOutValidation`` test set, see :mod:`fastreid_dmf.data.datasets.holdout`).
 
     Raises:
         KeyError: a dataset name is not registered (fast-reid's registry message).
@@ -65,7 +71,8 @@ def load_train_items(cfg) -> list[tuple]:
                                           **dataset_kwargs(cfg, name))
         if comm.is_main_process():
             data.show_train()
-        train, held_out = split_holdout(data.train, cfg.DATASETS.HOLDOUT.NUM_IDS, cfg.DATASETS.HOLDOUT.SEED)
+        num_ids = cfg.DATASETS.HOLDOUT.NUM_IDS if name in holdout_sources(cfg) else 0
+        train, held_out = split_holdout(data.train, num_ids, cfg.DATASETS.HOLDOUT.SEED)
         if held_out:
             logger.info("%s: %d identities (%d images) held out for validation (DATASETS.HOLDOUT)", name,
                         cfg.DATASETS.HOLDOUT.NUM_IDS, len(held_out))

@@ -1,8 +1,8 @@
 """Validation identities held out from the training sets, for choosing recipes without a test set.
 
 Re-ID test sets (query/gallery) must not steer hyper-parameters. With
-``DATASETS.HOLDOUT.NUM_IDS`` = k > 0, every dataset in ``DATASETS.NAMES`` loses
-k of its training identities (drawn with ``DATASETS.HOLDOUT.SEED``, the same
+``DATASETS.HOLDOUT.NUM_IDS`` = k > 0, every dataset in ``DATASETS.NAMES`` (or in
+``DATASETS.HOLDOUT.NAMES`` when set) loses k of its training identities (drawn with ``DATASETS.HOLDOUT.SEED``, the same
 draw in every run); the registered test set ``HeldOutValidation`` turns those
 identities into a query/gallery split that fast-reid's ``ReidEvaluator`` scores
 like any other test set (add it to ``DATASETS.TESTS``).
