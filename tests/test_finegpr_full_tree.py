@@ -143,8 +143,9 @@ def test_benchmark_tool_measures_a_small_tree_and_cleans_up(tmp_path: Path) -> N
     results = json.loads(out.read_text())
     assert results["files"] == 60 and results["full_files"] == 2_028_600
     assert set(results["measured_s"]) == set(results["full_tree_estimate_s"])
+    # measured_s is rounded to 1 ms and the estimate to 0.1 s: up to 0.0005 * 575 + 0.05 = 0.34 s apart.
     assert results["full_tree_estimate_s"]["scan_finegpr_tree"] == pytest.approx(
-        results["measured_s"]["scan_finegpr_tree"] * 575, rel=0.01, abs=0.1)
+        results["measured_s"]["scan_finegpr_tree"] * 575, rel=0.01, abs=0.35)
     assert results["verify_images"]["paper_subset_estimate_s"] >= 0
     assert os.listdir(work) == []  # the temporary tree is removed
     with pytest.raises(SystemExit):
