@@ -63,12 +63,12 @@ class Variant:
 
 
 VARIANTS: dict[str, Variant] = {v.key: v for v in (
-    Variant("untrained", "untrained DMF (random init)", "dmf_finetune.yml", eval_only=True),
+    Variant("untrained", "untrained DMF (random init)", "dmf_scratch.yml", eval_only=True),
     Variant("color_histogram", "colour histogram (no learning)", "color_histogram.yml", eval_only=True,
             seeded=False),
     Variant("fastreid_r18", "fast-reid Baseline, ResNet-18 (scratch)", "fastreid_r18_baseline.yml"),
     Variant("fastreid_vit", "fast-reid Baseline, same-size ViT", "fastreid_vit_baseline.yml"),
-    Variant("dmf_none", "DMF, no pre-training", "dmf_finetune.yml"),
+    Variant("dmf_none", "DMF, no pre-training", "dmf_scratch.yml"),
     Variant("dmf_text", "DMF, text-only pre-training", "dmf_finetune.yml", pretrain_text_ratio=1.0),
     Variant("dmf_image", "DMF, image-only pre-training", "dmf_finetune.yml", pretrain_text_ratio=0.0),
     Variant("dmf_text_image", "DMF, text + image pre-training", "dmf_finetune.yml", pretrain_text_ratio=0.5),
