@@ -126,8 +126,8 @@ def summarize(per_seed: dict[str, dict[str, dict[str, dict[str, float]]]]) -> di
     summary: dict = {}
     for variant, seeds in per_seed.items():
         runs = list(seeds.values())
-        datasets = sorted(runs[0])
-        if any(sorted(run) != datasets for run in runs):
+        datasets = list(runs[0])  # DATASETS.TESTS order
+        if any(set(run) != set(datasets) for run in runs):
             raise ValueError(f"variant {variant!r}: seeds were tested on different test sets")
         summary[variant] = {}
         for dataset in datasets:
@@ -154,7 +154,7 @@ def ordering_report(summary: dict, order: Sequence[str] = PAPER_ORDER, metrics: 
     if len(present) < 2:
         return []
     lines = []
-    for dataset in sorted(summary[present[0]]):
+    for dataset in summary[present[0]]:
         for metric in metrics:
             means = [summary[v][dataset][metric]["mean"] for v in present]
             broken = [f"{present[i]} {means[i]:.1f} >= {present[i + 1]} {means[i + 1]:.1f}"
@@ -168,10 +168,15 @@ def _cell(stats: dict) -> str:
     return f"{stats['mean']:.1f}" if stats["n"] < 2 else f"{stats['mean']:.1f} ± {stats['std']:.1f}"
 
 
+def _test_sets(summary: dict) -> list[str]:
+    """Test sets of all variants, in first-seen (``DATASETS.TESTS``) order."""
+    return list(dict.fromkeys(d for per_set in summary.values() for d in per_set))
+
+
 def markdown_table(summary: dict, labels: dict[str, str], metrics: Sequence[str] = SHOWN_METRICS) -> str:
     """Pipe table: one row per variant, one column per (test set, metric), cells "mean ± std" (percent)."""
     variants = list(summary)
-    datasets = sorted({d for v in variants for d in summary[v]})
+    datasets = _test_sets(summary)
     header = ["Model"] + [f"{d} {m}" for d in datasets for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
     for variant in variants:
@@ -193,8 +198,8 @@ def plot_chart(summary: dict, labels: dict[str, str], path: str, metrics: Sequen
     import matplotlib.pyplot as plt
 
     variants = list(summary)
-    datasets = sorted({d for v in variants for d in summary[v]})
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+    datasets = _test_sets(summary)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.6), squeeze=False)
     width = 0.8 / len(variants)
     colours = plt.get_cmap("tab10")
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -207,10 +212,11 @@ def plot_chart(summary: dict, labels: dict[str, str], path: str, metrics: Sequen
         ax.set_ylabel(f"{metric} (%)")
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="upper right")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=min(4, len(variants)), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 * math.ceil(len(variants) / 4), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
