@@ -57,7 +57,10 @@ def add_dmf_config(cfg: CN) -> None:
       joint HSV histogram (OpenCV 8-bit HSV); feature length R * prod(BINS).
     * ``DATALOADER.TEXT_RATIO`` [0.5]: probability that a sampled instance is
       the text rather than the image (DMF Algorithm 1); 0 = image only
-      ("DMF w/o Text"), 1 = text only ("DMF w/o Image").
+      ("DMF w/o Text"), 1 = text only ("DMF w/o Image"). An epoch is
+      N / max(r, 1 - r) instances for N image/description pairs
+      (:func:`~fastreid_dmf.data.samplers.instances_per_epoch`): 2N at 0.5, each
+      image and each text once, as many images as an image-only epoch.
     * ``DATASETS.FINEGPR.ATTRIBUTE_FILE`` ["attributes.csv"],
       ``TEXT_MODE`` ["sentence" | "keywords" | "caption"],
       ``CAPTION_FILE`` ["captions.csv"] (FineGPR-C captions, used when
@@ -103,7 +106,7 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.MODEL.COLOR_HIST.NUM_STRIPES = 6  # ColorHistogramMatcher: R equal horizontal stripes (body regions)
     cfg.MODEL.COLOR_HIST.BINS = (8, 4, 4)  # ColorHistogramMatcher: (H, S, V) bins per stripe histogram
 
-    cfg.DATALOADER.TEXT_RATIO = 0.5
+    cfg.DATALOADER.TEXT_RATIO = 0.5  # P(text) per instance (Algorithm 1); epoch = N / max(r, 1 - r) instances
 
     cfg.DATASETS.FINEGPR = CN()
     cfg.DATASETS.FINEGPR.ATTRIBUTE_FILE = "attributes.csv"
