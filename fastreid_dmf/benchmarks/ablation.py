@@ -187,7 +187,8 @@ def markdown_table(summary: dict, labels: dict[str, str], metrics: Sequence[str]
 
 def plot_chart(summary: dict, labels: dict[str, str], path: str, metrics: Sequence[str] = SHOWN_METRICS,
                title: str = "") -> str:
-    """Grouped bar chart (matplotlib, Agg): one panel per metric, one group per test set, error bars = 1 std.
+    """Grouped bar chart (matplotlib, Agg): one panel per metric, one group per test set, error bars = 1 std
+    (none for a single seed).
 
     Returns:
         ``path`` (PNG).
@@ -206,7 +207,8 @@ def plot_chart(summary: dict, labels: dict[str, str], path: str, metrics: Sequen
         for i, variant in enumerate(variants):
             stats = [summary[variant].get(d, {}).get(metric, {"mean": 0.0, "std": 0.0, "n": 0}) for d in datasets]
             xs = [j + (i - (len(variants) - 1) / 2) * width for j in range(len(datasets))]
-            ax.bar(xs, [s["mean"] for s in stats], width, yerr=[s["std"] for s in stats], capsize=2,
+            spread = [s["std"] for s in stats] if any(s["n"] > 1 for s in stats) else None  # no bars for 1 seed
+            ax.bar(xs, [s["mean"] for s in stats], width, yerr=spread, capsize=2,
                    label=labels.get(variant, variant), color=colours(i % 10))
         ax.set_xticks(range(len(datasets)), datasets)
         ax.set_ylabel(f"{metric} (%)")
