@@ -96,3 +96,21 @@ def test_every_variant_config_exists():
 
     for variant in VARIANTS.values():
         assert os.path.isfile(os.path.join(DEMO, variant.config)), variant.key
+
+
+def test_resume_reuses_finished_runs_without_running_them(tmp_path, monkeypatch):
+    import subprocess
+
+    finished = _results(SynthMarket=(33.0, 22.0))
+    for seed in (0, 1):
+        run = tmp_path / f"seed{seed}" / "dmf_none"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps(finished))
+
+    def no_run(*args, **kwargs):
+        raise AssertionError(f"a finished run was started again: {args}")
+
+    monkeypatch.setattr(subprocess, "call", no_run)
+    report = run_ablation(str(tmp_path), [0, 1], ["dmf_none"], log=lambda _: None, resume=True)
+    assert report["runs"]["dmf_none"] == {"0": finished, "1": finished}
+    assert report["summary"]["dmf_none"]["SynthMarket"]["mAP"] == {"mean": 22.0, "std": 0.0, "n": 2}

@@ -25,9 +25,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="values of SEED (default 0 1 2)")
     parser.add_argument("--variants", nargs="+", default=list(ABLATION_VARIANTS), choices=list(VARIANTS),
                         help="table rows, in order (default: the Table 1 ablation with baselines)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted benchmark in --out: finished runs are reused, not repeated")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run")
     args = parser.parse_args()
-    report = run_ablation(args.out, args.seeds, args.variants, args.opts)
+    report = run_ablation(args.out, args.seeds, args.variants, args.opts, resume=args.resume)
     with open(os.path.join(args.out, "table.md")) as handle:
         print(handle.read())
     print(f"{len(report['seeds'])} seed(s) in {report['seconds']:.0f} s; results.json, table.md and chart.png in "

@@ -83,12 +83,19 @@ PAPER_ORDER = ("dmf_none", "dmf_text", "dmf_image", "dmf_text_image")
 SHOWN_METRICS = ("Rank-1", "mAP")
 
 
-def _train_net(config: str, output_dir: str, opts: Sequence[str], eval_only: bool, log_path: str) -> dict:
+def _train_net(config: str, output_dir: str, opts: Sequence[str], eval_only: bool, log_path: str,
+               resume: bool = False) -> dict:
     """Run ``tools/train_net.py`` in a subprocess; returns its ``results.json``.
+
+    With ``resume``, a run whose ``results.json`` exists is not run again (its results are returned).
 
     Raises:
         RuntimeError: the run failed; the message names the config, the log file and its last lines.
     """
+    results_path = os.path.join(output_dir, "results.json")
+    if resume and os.path.isfile(results_path):
+        with open(results_path) as handle:
+            return json.load(handle)
     cmd = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file", config]
     cmd += ["--eval-only"] if eval_only else []
     cmd += [*map(str, opts), "OUTPUT_DIR", output_dir]
@@ -99,7 +106,7 @@ def _train_net(config: str, output_dir: str, opts: Sequence[str], eval_only: boo
         with open(log_path) as log:
             tail = "".join(log.readlines()[-15:])
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {code}; log {log_path}:\n{tail}")
-    with open(os.path.join(output_dir, "results.json")) as handle:
+    with open(results_path) as handle:
         return json.load(handle)
 
 
@@ -225,7 +232,7 @@ def plot_chart(summary: dict, labels: dict[str, str], path: str, metrics: Sequen
 
 
 def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], opts: Sequence[str] = (),
-                 log=print) -> dict:
+                 log=print, resume: bool = False) -> dict:
     """Run every variant for every seed, then write ``results.json``, ``table.md`` and ``chart.png``.
 
     Each seed's pre-training runs once per ``TEXT_RATIO`` in use and feeds its
@@ -238,6 +245,9 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
         variants: keys of :data:`VARIANTS`, in table order.
         opts: extra overrides for every run.
         log: progress printer.
+        resume: continue an interrupted benchmark in ``out_dir``: runs that wrote their
+            ``results.json`` are reused, not repeated (same seeds and ``opts`` assumed); a run
+            folder left without results stops the run with fast-reid's checkpoint guard, naming it.
 
     Returns:
         The ``results.json`` content: ``{"variants", "labels", "seeds", "opts", "runs": {variant: {seed:
@@ -245,7 +255,7 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
 
     Raises:
         ValueError: unknown variant key or no seed (before anything runs).
-        FileExistsError: ``out_dir`` exists and is not empty.
+        FileExistsError: ``out_dir`` exists and is not empty (without ``resume``).
         RuntimeError: a run failed (names its log file).
     """
     seeds = [int(s) for s in seeds]
@@ -256,8 +266,9 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
         raise ValueError("give at least one seed")
     if len(opts) % 2:
         raise ValueError(f"opts must be KEY VALUE pairs, got {len(opts)} items")
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(f"output folder {out_dir!r} is not empty; give a new folder (nothing is overwritten)")
+    if not resume and os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise FileExistsError(f"output folder {out_dir!r} is not empty; give a new folder (nothing is overwritten) "
+                              "or --resume to continue it")
     os.makedirs(out_dir, exist_ok=True)
     start = time.time()
     runs: dict = {v: {} for v in variants}
@@ -277,14 +288,14 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
                     pre_dir = os.path.join(seed_dir, f"pretrain_text_ratio_{ratio:g}")
                     log(f"[seed {seed}] pre-training, DATALOADER.TEXT_RATIO {ratio:g} -> {pre_dir}")
                     _train_net(os.path.join(DEMO, "dmf_pretrain.yml"), pre_dir,
-                               [*common, "DATALOADER.TEXT_RATIO", ratio], False, pre_dir + ".log")
+                               [*common, "DATALOADER.TEXT_RATIO", ratio], False, pre_dir + ".log", resume)
                     pretrained[ratio] = os.path.join(pre_dir, "model_final.pth")
                 weights = pretrained[ratio]
             run_dir = os.path.join(seed_dir, key)
             log(f"[seed {seed}] {variant.label} -> {run_dir}")
             run_opts = [*common, "MODEL.WEIGHTS", weights]
             runs[key][str(seed)] = _train_net(os.path.join(DEMO, variant.config), run_dir, run_opts,
-                                              variant.eval_only, run_dir + ".log")
+                                              variant.eval_only, run_dir + ".log", resume)
     summary = summarize(runs)
     labels = {k: VARIANTS[k].label for k in variants}
     report = {"variants": list(variants), "labels": labels, "seeds": seeds, "opts": [str(o) for o in opts],
