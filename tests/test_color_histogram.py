@@ -14,7 +14,6 @@ from fastreid.modeling.meta_arch import build_model
 from fastreid.utils.compute_dist import build_dist
 
 from fastreid_dmf.config import add_dmf_config, check_dmf_config
-from fastreid_dmf.data.synthetic import generate_benchmark
 from fastreid_dmf.engine.trainer import train_or_eval
 from fastreid_dmf.modeling.color_histogram import hsv_stripe_histograms
 
@@ -145,10 +144,9 @@ def _train_net_args(*opts, eval_only):
                               opts=list(opts), resume=False, eval_only=eval_only, num_gpus=1)
 
 
-def test_eval_only_run_scores_the_matcher_with_fastreids_evaluator(tmp_path, monkeypatch):
-    root = tmp_path / "datasets"
-    generate_benchmark(str(root), preset="tiny", seed=0)
-    monkeypatch.setattr(fastreid_build, "_root", str(root))  # fast-reid reads $FASTREID_DATASETS once, at import
+def test_eval_only_run_scores_the_matcher_with_fastreids_evaluator(tmp_path, monkeypatch, tiny_benchmark_root):
+    # fast-reid reads $FASTREID_DATASETS once, at import
+    monkeypatch.setattr(fastreid_build, "_root", str(tiny_benchmark_root))
     out = tmp_path / "run"
     results = train_or_eval(_train_net_args("DATASETS.TESTS", '("SynthMarket", "SynthMSMT")',
                                             "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(out), eval_only=True))

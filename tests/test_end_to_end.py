@@ -8,7 +8,6 @@ import pytest
 import torch
 from fastreid.data import build as fastreid_build
 
-from fastreid_dmf.data.synthetic import generate_benchmark
 from fastreid_dmf.engine import DMFTrainer, setup_cfg
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,12 +23,10 @@ def _args(config: str, *opts: str) -> argparse.Namespace:
 
 
 @pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("datasets")
-    generate_benchmark(str(root), preset="tiny", seed=0)
+def tiny_root(tiny_benchmark_root):
     saved = fastreid_build._root
-    fastreid_build._root = str(root)  # fast-reid reads $FASTREID_DATASETS once, at import
-    yield root
+    fastreid_build._root = str(tiny_benchmark_root)  # fast-reid reads $FASTREID_DATASETS once, at import
+    yield tiny_benchmark_root
     fastreid_build._root = saved
 
 
