@@ -131,10 +131,6 @@ def _expect(ok: bool, key: str, value: object, expected: str) -> None:
         raise ValueError(f"config {key}={value!r}: expected {expected}")
 
 
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def check_dmf_config(cfg: CN) -> None:
     """Validate DMF keys before anything is built.
 
@@ -170,13 +166,11 @@ def check_dmf_config(cfg: CN) -> None:
         _expect(cfg.MODEL.BACKBONE.FEAT_DIM == dmf.EMBED_DIM, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
                 f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM)")
     if cfg.MODEL.META_ARCHITECTURE == "ColorHistogramMatcher":
-        hist = cfg.MODEL.COLOR_HIST
-        _expect(_positive_int(hist.NUM_STRIPES), "MODEL.COLOR_HIST.NUM_STRIPES", hist.NUM_STRIPES, "a positive int")
+        from ..modeling.color_histogram import check_color_hist_params  # lazy, as TEXT_MODES above
+
         height = cfg.INPUT.SIZE_TEST[0]
-        _expect(height <= 0 or hist.NUM_STRIPES <= height, "MODEL.COLOR_HIST.NUM_STRIPES", hist.NUM_STRIPES,
-                f"at most the test image height INPUT.SIZE_TEST[0]={height}")
-        _expect(len(hist.BINS) == 3 and all(_positive_int(b) for b in hist.BINS), "MODEL.COLOR_HIST.BINS",
-                hist.BINS, "three positive ints (H, S, V bins)")
+        check_color_hist_params(cfg.MODEL.COLOR_HIST.NUM_STRIPES, tuple(cfg.MODEL.COLOR_HIST.BINS),
+                                height if height > 0 else None, "the test image height INPUT.SIZE_TEST[0]")
     sampler = cfg.DATALOADER.SAMPLER_TRAIN
     if sampler == "MultimodalIdentitySampler":
         _expect(cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE == 0, "SOLVER.IMS_PER_BATCH",

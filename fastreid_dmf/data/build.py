@@ -132,7 +132,7 @@ def build_dmf_train_loader(cfg):
     if multimodal:
         mini_batch_size = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
         sampler = MultimodalIdentitySampler(train_set.img_items, mini_batch_size, cfg.DATALOADER.NUM_INSTANCE,
-                                            cfg.DATALOADER.TEXT_RATIO, seed=cfg.SEED if cfg.SEED >= 0 else None)
+                                            text_ratio, seed=cfg.SEED if cfg.SEED >= 0 else None)
         logger.info("Using training sampler MultimodalIdentitySampler (TEXT_RATIO=%.2f): %d instances per epoch "
                     "over %d image/description pairs", text_ratio, len(train_set), len(items))
     return build_reid_train_loader(cfg, train_set=train_set, sampler=sampler)

@@ -53,13 +53,15 @@ def _is_positive_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
 
 
-def check_color_hist_params(num_stripes: object, bins: object, height: int | None = None) -> None:
-    """Validate the stripe count and the histogram bins.
+def check_color_hist_params(num_stripes: object, bins: object, height: int | None = None,
+                            height_name: str = "the image height") -> None:
+    """Validate the stripe count and the histogram bins (also :func:`~fastreid_dmf.config.check_dmf_config`'s check).
 
     Args:
         num_stripes: R, ``MODEL.COLOR_HIST.NUM_STRIPES``.
         bins: ``(H, S, V)`` bin counts, ``MODEL.COLOR_HIST.BINS``.
         height: image height in pixels, when known (R may not exceed it).
+        height_name: how the message names that height (e.g. the config key it comes from).
 
     Raises:
         ValueError: R is not a positive int or exceeds ``height``, or ``bins`` is
@@ -69,7 +71,7 @@ def check_color_hist_params(num_stripes: object, bins: object, height: int | Non
     if not _is_positive_int(num_stripes):
         raise ValueError(f"config MODEL.COLOR_HIST.NUM_STRIPES={num_stripes!r}: expected a positive int")
     if height is not None and num_stripes > height:
-        raise ValueError(f"config MODEL.COLOR_HIST.NUM_STRIPES={num_stripes!r}: expected at most the image height "
+        raise ValueError(f"config MODEL.COLOR_HIST.NUM_STRIPES={num_stripes!r}: expected at most {height_name} "
                          f"{height} (every stripe needs at least one row)")
     if not (isinstance(bins, Sequence) and not isinstance(bins, str) and len(bins) == 3
             and all(_is_positive_int(b) for b in bins)):
