@@ -16,9 +16,11 @@ Patches (all paths relative to the installed ``fastreid`` package):
 2      ``data/build.py`` (line 12),                ``from collections import Mapping``; removed in Python 3.10.
        ``evaluation/testing.py`` (line 5)          ``collections.Mapping`` is aliased to ``collections.abc``'s.
 3      ``data/data_utils.py``:                     Always creates a ``torch.cuda.Stream``, calls
-       ``DataLoaderX.__init__/preload/__next__``,  ``torch.cuda.set_device`` in the prefetch thread and moves
-       ``BackgroundGenerator.run``                 batches to the GPU: fails without a usable GPU. Without CUDA it
-                                                   now is a plain prefetching CPU loader; with CUDA, upstream code.
+       ``DataLoaderX`` (init, iter, preload,       ``torch.cuda.set_device`` in the prefetch thread and moves
+       next, shutdown),                            batches to the GPU: fails without a usable GPU. Without CUDA it
+       ``BackgroundGenerator.run/next``            now is a plain CPU ``DataLoader`` (no prefetch thread); with
+                                                   CUDA, upstream code, except that an exception in the prefetch
+                                                   thread is re-raised in the training loop instead of hanging it.
 4      ``evaluation/reid_evaluation.py``:          Compiles the Cython ranker inside site-packages at run time
        ``ReidEvaluator._compile_dependencies``     (``rank_cylib.compile_helper`` -> ``make``; ``sys.exit(1)`` on
                                                    failure). Now never compiles/exits: uses the Cython module if it
@@ -46,11 +48,9 @@ Patches (all paths relative to the installed ``fastreid`` package):
                                                    the estimate, as upstream's first write does.
 =====  ==========================================  ==============================================================
 
-Checked and left alone: ``utils/checkpoint.py`` ``Checkpointer._load_file`` uses ``torch.load`` with the
-torch >= 2.6 default ``weights_only=True``; checkpoints written by fastreid's own ``Checkpointer`` (model,
-optimizer, ``MultiStepLR``/``CosineAnnealingLR``/``WarmupLR`` states, epoch, float metric) load back
-unchanged, so no patch is applied (a state dict holding numpy arrays, which upstream's
-``_convert_ndarray_to_tensor`` accepts, would be refused by ``weights_only=True``).
+Not here: ``utils/checkpoint.py`` ``Checkpointer`` reads with a bare ``torch.load`` and writes in place;
+that is a safety change rather than a compatibility one, applied by :mod:`fastreid_dmf.engine.checkpoint`
+(``weights_only=True`` reads, atomic writes). Checked and left alone:
 ``modeling/meta_arch/baseline.py`` ``Baseline.preprocess_image`` normalises in place (with ``TEST.FLIP``
 the flipped copy is normalised twice); deliberately not patched, do not copy that pattern.
 """
@@ -146,16 +146,30 @@ def _patch_collections_mapping() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ 3
+class _RaisedInPrefetch:
+    """Queue item carrying an exception raised in ``BackgroundGenerator``'s prefetch thread to the consumer."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 def _patch_dataloaderx() -> None:
-    """Patch 3: ``fastreid/data/data_utils.py`` ``DataLoaderX`` and ``BackgroundGenerator.run``.
+    """Patch 3: ``fastreid/data/data_utils.py`` ``DataLoaderX`` and ``BackgroundGenerator.run/next``.
 
     Upstream ``DataLoaderX.__init__`` creates ``torch.cuda.Stream(local_rank)``, ``preload`` copies every
     tensor of the batch to ``local_rank`` inside that stream, ``__next__`` waits on it, and
     ``BackgroundGenerator.run`` (the prefetch thread) calls ``torch.cuda.set_device``. All of that raises
     without a usable GPU. The methods are patched in place on the class (``fastreid/data/build.py``
-    imported ``DataLoaderX`` by name): when CUDA is unusable at construction time the loader keeps no
-    stream (``self.stream is None``), does not pin memory, prefetches in the background thread without
-    ``set_device`` and yields CPU batches; when CUDA is usable the upstream methods run unchanged.
+    imported ``DataLoaderX`` by name).
+
+    * Without a usable GPU (at construction) the loader is a plain ``DataLoader``: no stream, no pinned
+      memory, no prefetch thread (``self.stream is None``). There is no host-to-device copy to overlap,
+      worker processes already prefetch, and loading in the calling thread keeps every random draw of the
+      augmentations in one ordered stream, which exact resume relies on (``engine/resume.py``).
+    * With a usable GPU the upstream methods run unchanged, except that an exception raised in the
+      prefetch thread (a worker error, an unreadable image) no longer kills the thread silently, leaving
+      the training loop blocked forever in ``queue.get()``: it is queued and re-raised in the consuming
+      thread by ``next()``, after which the generator is exhausted.
     """
     from fastreid.data import data_utils
     from torch.utils.data import DataLoader
@@ -176,13 +190,23 @@ def _patch_dataloaderx() -> None:
 
         return __init__
 
+    def make_iter(orig: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        @functools.wraps(orig)
+        def __iter__(self: Any) -> Any:
+            if getattr(self, "stream", None) is not None:
+                return orig(self)
+            self.iter = DataLoader.__iter__(self)
+            return self
+
+        return __iter__
+
     def make_preload(orig: Callable[[Any], None]) -> Callable[[Any], None]:
         @functools.wraps(orig)
         def preload(self: Any) -> None:
             if getattr(self, "stream", None) is not None:
                 orig(self)
                 return
-            self.batch = next(self.iter, None)
+            self.batch = None  # CPU loader: batches are read on demand by __next__
 
         return preload
 
@@ -191,32 +215,54 @@ def _patch_dataloaderx() -> None:
         def __next__(self: Any) -> Any:
             if getattr(self, "stream", None) is not None:
                 return orig(self)
-            batch = self.batch
-            if batch is None:
-                raise StopIteration
-            self.preload()
-            return batch
+            return next(self.iter)
 
         return __next__
+
+    def make_shutdown(orig: Callable[[Any], None]) -> Callable[[Any], None]:
+        @functools.wraps(orig)
+        def _shutdown_background_thread(self: Any) -> None:
+            if isinstance(getattr(self, "iter", None), generator_cls):
+                orig(self)
+                return
+            shutdown_workers = getattr(getattr(self, "iter", None), "_shutdown_workers", None)
+            if shutdown_workers is not None:  # multi-process DataLoader iterator of the CPU loader
+                shutdown_workers()
+
+        return _shutdown_background_thread
 
     def make_run(orig: Callable[[Any], None]) -> Callable[[Any], None]:
         @functools.wraps(orig)
         def run(self: Any) -> None:
-            if cuda_usable():
+            try:
                 orig(self)
-                return
-            for item in self.generator:
-                if self.exit_event.is_set():
-                    break
-                self.queue.put(item)
-            self.queue.put(None)
+            except BaseException as error:  # noqa: BLE001  (forwarded to the consumer, re-raised there)
+                self.queue.put(_RaisedInPrefetch(error))
 
         return run
 
+    def make_generator_next(orig: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        @functools.wraps(orig)
+        def next_item(self: Any) -> Any:
+            if getattr(self, "_forwarded_error", False):
+                raise StopIteration  # the error was raised once; the thread has ended
+            item = self.queue.get()
+            if isinstance(item, _RaisedInPrefetch):
+                self._forwarded_error = True
+                raise item.error
+            if item is None:
+                raise StopIteration
+            return item
+
+        return next_item
+
     _install(loader_cls, "__init__", make_init)
+    _install(loader_cls, "__iter__", make_iter)
     _install(loader_cls, "preload", make_preload)
     _install(loader_cls, "__next__", make_next)
+    _install(loader_cls, "_shutdown_background_thread", make_shutdown)
     _install(generator_cls, "run", make_run)
+    _install(generator_cls, "next", make_generator_next)
 
 
 # ------------------------------------------------------------------------------------------------ 4

@@ -13,7 +13,8 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     """Write ``path`` all at once: ``write`` fills a hidden temporary file beside it, which is fsynced and renamed.
 
     Readers therefore see the old file or the complete new one, never a partial
-    one. The temporary file (``.<name>.<pid>.tmp``) is removed on failure; no
+    one, also after a kill or power cut (the folder entry is fsynced after the
+    rename where the platform allows). The temporary file (``.<name>.<pid>.tmp``) is removed on failure; no
     other file is touched.
 
     Args:
@@ -33,3 +34,18 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)  # only our own temporary file, never a user file
+    _fsync_folder(os.path.dirname(os.path.abspath(path)))
+
+
+def _fsync_folder(folder: str) -> None:
+    """Flush a folder's entries so a rename in it is durable (skipped where folders cannot be opened)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)

@@ -8,10 +8,9 @@ import pytest
 import torch
 from fastreid.modeling.meta_arch import build_model
 from fastreid.modeling.meta_arch.baseline import Baseline
-from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.events import EventStorage
 
-from fastreid_dmf.engine.trainer import filter_checkpoint_keys
+from fastreid_dmf.engine.checkpoint import load_weights_strict
 from fastreid_dmf.modeling.losses import batch_hard_triplet_loss
 from tests.test_model import _small_cfg
 
@@ -83,17 +82,16 @@ def test_loss_name_fastreid_baseline_ignores_is_rejected():
         build_model(_cfg(["MODEL.LOSSES.NAME", ("CrossEntropyLoss", "FocalLoss")]))
 
 
-def test_pretraining_checkpoint_loads_into_finetune_model_with_other_head():
+def test_pretraining_checkpoint_loads_into_finetune_model_with_other_head(tmp_path):
     torch.manual_seed(0)
     pretrained = build_model(_cfg([], num_classes=3))
     state = pretrained.state_dict()
+    torch.save({"model": state}, tmp_path / "pretrained.pth")
     finetune = build_model(_cfg(CONFIGS["circle_softmax_ce_circle"], num_classes=5))
-    kept, skipped = filter_checkpoint_keys(state, ("heads.weight",))
-    assert skipped == ["heads.weight"]
     # the same call DMFTrainer.resume_or_load makes
-    incompatible = Checkpointer(finetune)._load_model({"model": dict(kept)})
-    assert incompatible.missing_keys == ["heads.weight"]
-    assert not incompatible.unexpected_keys and not incompatible.incorrect_shapes
+    summary = load_weights_strict(finetune, str(tmp_path / "pretrained.pth"), ("heads.weight",))
+    assert summary.skipped == ["heads.weight"]
+    assert not summary.missing and not summary.unexpected and not summary.wrong_shape
     for key, value in finetune.state_dict().items():
         if key != "heads.weight":
             assert torch.equal(value, state[key]), key

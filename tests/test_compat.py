@@ -14,8 +14,10 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -181,7 +183,10 @@ def _patched_objects() -> dict[str, Any]:
         "DataLoaderX.__init__": data_utils.DataLoaderX.__dict__["__init__"],
         "DataLoaderX.preload": data_utils.DataLoaderX.__dict__["preload"],
         "DataLoaderX.__next__": data_utils.DataLoaderX.__dict__["__next__"],
+        "DataLoaderX.__iter__": data_utils.DataLoaderX.__dict__["__iter__"],
+        "DataLoaderX._shutdown_background_thread": data_utils.DataLoaderX.__dict__["_shutdown_background_thread"],
         "BackgroundGenerator.run": data_utils.BackgroundGenerator.__dict__["run"],
+        "BackgroundGenerator.next": data_utils.BackgroundGenerator.__dict__["next"],
         "ReidEvaluator._compile_dependencies": ReidEvaluator.__dict__["_compile_dependencies"],
         "compute_jaccard_distance": compute_dist.compute_jaccard_distance,
         "swig_ptr_from_LongTensor": faiss_utils.swig_ptr_from_LongTensor,
@@ -223,6 +228,40 @@ def test_dataloaderx_upstream_fails_without_gpu(cpu_only: CudaTripwires, monkeyp
     assert "Stream" in cpu_only.calls
 
 
+def test_prefetch_thread_errors_reach_the_consumer_instead_of_hanging_it() -> None:
+    """Patch 3 (GPU path): an exception in ``BackgroundGenerator``'s thread is re-raised by ``next()``.
+
+    Upstream the thread dies and the consumer blocks in ``queue.get()`` forever; the read runs in a helper
+    thread with a timeout so a hang fails the test instead of blocking it.
+    """
+    from fastreid.data import data_utils
+
+    def batches():
+        yield 1
+        yield 2
+        raise OSError("image file is truncated: /data/0001_c1.jpg")
+
+    with mock.patch("torch.cuda.set_device"):  # upstream run() selects the GPU first
+        generator = data_utils.BackgroundGenerator(batches(), local_rank=0)  # starts the thread
+        generator.join(timeout=10)
+    received: list = []
+
+    def consume() -> None:
+        try:
+            for item in generator:
+                received.append(item)
+        except OSError as err:
+            received.append(err)
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "next() blocked: the error was not forwarded"
+    assert received[:2] == [1, 2] and isinstance(received[2], OSError) and "0001_c1.jpg" in str(received[2])
+    with pytest.raises(StopIteration):
+        next(generator)
+
+
 def test_reid_train_and_test_loaders_iterate_on_cpu(cpu_only: CudaTripwires, tmp_path: Path) -> None:
     """Patch 3: fast-reid's train/test loaders (``DataLoaderX``) run on CPU with no CUDA call at all.
 
@@ -230,6 +269,7 @@ def test_reid_train_and_test_loaders_iterate_on_cpu(cpu_only: CudaTripwires, tmp
     the test loader (4 worker processes, fast-reid's default) yields every item once, in order, and can be
     iterated twice.
     """
+    from fastreid.data import data_utils
     from fastreid.data.build import build_reid_test_loader, build_reid_train_loader
     from fastreid.data.common import CommDataset
     from fastreid.data.transforms import build_transforms
@@ -249,7 +289,8 @@ def test_reid_train_and_test_loaders_iterate_on_cpu(cpu_only: CudaTripwires, tmp
         if step == 5:
             break
     train_loader.shutdown()
-    assert not train_loader.iter.is_alive()
+    assert not [t for t in threading.enumerate() if isinstance(t, data_utils.BackgroundGenerator)], \
+        "the CPU loader reads batches in the calling thread"
     assert seen_targets <= set(range(train_set.num_classes)) and len(seen_targets) > 1
 
     test_set = CommDataset(items, build_transforms(cfg, is_train=False), relabel=False)

@@ -331,3 +331,104 @@ def test_fine_tuned_encoder_trains_at_its_lr_factor_and_everything_else_at_fastr
     else:
         assert set(lr_numel) == {0.01, 0.02, 0.001, 0.002}  # weights / biases, times the factor for the encoder
         assert lr_numel[0.001] + lr_numel[0.002] == encoder_numel
+
+
+# --------------------------------------------------------------------------- tokenizer files and vocabulary
+
+TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json")
+
+
+def _linked_copy(source: str, target, drop=TOKENIZER_FILES):
+    """``target`` with a symlink to every entry of ``source`` but ``drop`` (the MiniLM weights are 90 MB)."""
+    os.makedirs(target)
+    for entry in os.listdir(source):
+        if entry not in drop:
+            os.symlink(os.path.join(source, entry), os.path.join(target, entry))
+    return target
+
+
+@pytest.fixture
+def weights_never_load(monkeypatch):
+    """Fail the test if a text encoder's weights are read (checks must come first)."""
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("AutoModel.from_pretrained was called")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", refuse)
+
+
+def _minilm_folder() -> str:
+    from fastreid_dmf.modeling.text_encoder import resolve_text_encoder_path
+    from tests.conftest import MINILM
+
+    return resolve_text_encoder_path(MINILM)
+
+
+def test_minilm_folder_without_tokenizer_files_is_refused_before_its_weights_load(tmp_path, weights_never_load):
+    # transformers itself accepts such a folder: BertTokenizer with its 5 special tokens, every word [UNK].
+    folder = _linked_copy(_minilm_folder(), tmp_path / "minilm")
+    with pytest.raises(FileNotFoundError) as info:
+        TextTokenEncoder(str(folder), max_tokens=32)
+    message = str(info.value)
+    assert message.startswith(f"MODEL.DMF.TEXT_ENCODER.NAME={str(folder)!r}: text-encoder folder {str(folder)!r} "
+                              "has no tokenizer files; expected tokenizer.json, vocab.txt (WordPiece), vocab.json + "
+                              "merges.txt (byte-level BPE) or a sentencepiece *.model file")
+    assert "\n" not in message
+
+
+def test_pkg_encoder_folder_without_tokenizer_files_is_refused(tmp_path, monkeypatch, weights_never_load):
+    package = tmp_path / "dmf_test_tokenizerless_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    _linked_copy(_minilm_folder(), package / "model")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"NAME='pkg://dmf_test_tokenizerless_pkg/model': text-encoder "
+                                                r"folder '.*dmf_test_tokenizerless_pkg/model' has no tokenizer files"):
+        TextTokenEncoder("pkg://dmf_test_tokenizerless_pkg/model", max_tokens=32)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tiny_encoder_without_tokenizer_files_is_refused(encoder_dirs, family, tmp_path, weights_never_load):
+    folder = _linked_copy(encoder_dirs[family], tmp_path / family)
+    with pytest.raises(FileNotFoundError, match="has no tokenizer files"):
+        TextTokenEncoder(str(folder), max_tokens=MAX_TOKENS)
+
+
+def test_bpe_vocabulary_without_its_merges_is_refused(encoder_dirs, tmp_path, weights_never_load):
+    folder = _linked_copy(encoder_dirs["roberta"], tmp_path / "roberta", drop=("merges.txt", "tokenizer.json"))
+    with pytest.raises(FileNotFoundError, match="vocab.json \\+ merges.txt"):
+        TextTokenEncoder(str(folder), max_tokens=MAX_TOKENS)
+
+
+def test_minilm_with_a_truncated_vocabulary_is_refused_before_its_weights_load(tmp_path, weights_never_load):
+    source = _minilm_folder()
+    folder = _linked_copy(source, tmp_path / "minilm", drop=("vocab.txt", "tokenizer.json"))
+    with open(os.path.join(source, "vocab.txt"), encoding="utf-8") as handle:
+        head = handle.read().splitlines()[:1000]  # [PAD], [unused*], [UNK], [CLS], [SEP], [MASK], a few words
+    (folder / "vocab.txt").write_text("\n".join(head) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        TextTokenEncoder(str(folder), max_tokens=32)
+    message = str(info.value)
+    assert message.startswith(f"MODEL.DMF.TEXT_ENCODER.NAME={str(folder)!r}: the tokenizer of {str(folder)!r} has "
+                              "1000 tokens for a model with vocab_size=30522; expected at least 50% of vocab_size")
+    assert "vocab.txt" in message and "\n" not in message
+
+
+def test_intact_minilm_is_accepted_with_its_whole_vocabulary(text_encoder):
+    tokenizer = text_encoder.tokenizer
+    assert len(tokenizer) == text_encoder.module.config.vocab_size == 30522
+    ids = tokenizer("a man in a red jacket and black trousers")["input_ids"]
+    assert tokenizer.unk_token_id not in ids and len(ids) >= 11  # [CLS], >= 1 piece per word, [SEP]
+
+
+def test_vocabulary_rule_is_half_the_embedding_table():
+    from types import SimpleNamespace
+
+    from fastreid_dmf.modeling.text_encoder import check_tokenizer_vocabulary
+
+    check_tokenizer_vocabulary("enc", "/enc", range(500), SimpleNamespace(vocab_size=1000))
+    with pytest.raises(ValueError, match="has 499 tokens for a model with vocab_size=1000"):
+        check_tokenizer_vocabulary("enc", "/enc", range(499), SimpleNamespace(vocab_size=1000))
+    check_tokenizer_vocabulary("enc", "/enc", range(5), SimpleNamespace())  # no vocab_size: nothing to compare

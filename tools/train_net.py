@@ -3,6 +3,10 @@
 
     python tools/train_net.py --config-file configs/demo/dmf_pretrain.yml [--eval-only] [--resume]
         [--num-gpus N] [KEY VALUE ...]
+
+A bad input (config value, path, checkpoint, dataset name) ends the run with exit code 1 and one
+line ``train_net.py: error: <message>`` on stderr; the traceback goes to ``OUTPUT_DIR/log.txt``
+when the logger is set up. Set ``FASTREID_DMF_TRACEBACK=1`` to print it too.
 """
 
 import os
@@ -15,6 +19,7 @@ import fastreid_dmf  # noqa: E402,F401  (first: patches fastreid, registers DMF 
 # isort: split
 from fastreid.engine import default_argument_parser, launch  # noqa: E402
 
+from fastreid_dmf.engine.cli import run_cli  # noqa: E402
 from fastreid_dmf.engine.trainer import train_or_eval  # noqa: E402
 
 
@@ -24,5 +29,5 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    run_cli(lambda: launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                           dist_url=args.dist_url, args=(args,)), prog="train_net.py")

@@ -2,4 +2,6 @@
 
 * :mod:`.ablation`: DMF Table 1 at demo scale (pre-training variants, identical fine-tuning,
   fast-reid and hand-made baselines, several seeds); also the main job's table.
+* :mod:`.image_verification`: cost of fully decoding every training image (``DATASETS.VERIFY_IMAGES``)
+  against PIL's header-only ``verify()``.
 """

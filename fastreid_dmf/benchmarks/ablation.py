@@ -52,6 +52,7 @@ class Variant:
             (``dmf_pretrain.yml``) whose ``model_final.pth`` the run starts from; None = no pre-training.
         eval_only: ``--eval-only`` (no training).
         seeded: results depend on ``SEED`` (False: computed once and repeated for every seed).
+        opts: extra ``KEY VALUE`` overrides of this row's run.
     """
 
     key: str
@@ -60,10 +61,12 @@ class Variant:
     pretrain_text_ratio: float | None = None
     eval_only: bool = False
     seeded: bool = True
+    opts: tuple[str, ...] = ()
 
 
 VARIANTS: dict[str, Variant] = {v.key: v for v in (
-    Variant("untrained", "untrained DMF (random init)", "dmf_scratch.yml", eval_only=True),
+    Variant("untrained", "untrained DMF (random init)", "dmf_scratch.yml", eval_only=True,
+            opts=("MODEL.DMF.EVAL_UNTRAINED", "True")),  # --eval-only refuses a random init unless asked
     Variant("color_histogram", "colour histogram (no learning)", "color_histogram.yml", eval_only=True,
             seeded=False),
     Variant("fastreid_r18", "fast-reid Baseline, ResNet-18 (scratch)", "fastreid_r18_baseline.yml"),
@@ -293,7 +296,7 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
                 weights = pretrained[ratio]
             run_dir = os.path.join(seed_dir, key)
             log(f"[seed {seed}] {variant.label} -> {run_dir}")
-            run_opts = [*common, "MODEL.WEIGHTS", weights]
+            run_opts = [*common, "MODEL.WEIGHTS", weights, *variant.opts]
             runs[key][str(seed)] = _train_net(os.path.join(DEMO, variant.config), run_dir, run_opts,
                                               variant.eval_only, run_dir + ".log", resume)
     summary = summarize(runs)

@@ -6,9 +6,21 @@ README.md, "Config keys", documents each key.
 
 from __future__ import annotations
 
+import math
+
 from fastreid.config import CfgNode as CN
 
-__all__ = ["add_dmf_config", "check_dmf_config"]
+__all__ = ["add_dmf_config", "check_dmf_config", "check_lr_schedule"]
+
+#: Learning-rate schedulers fast-reid builds (``fastreid/solver/build.py``, ``build_lr_scheduler``).
+_SCHEDULERS = ("MultiStepLR", "CosineAnnealingLR")
+#: Warm-up methods of fast-reid's ``WarmupLR`` (``fastreid/solver/lr_scheduler.py``).
+_WARMUP_METHODS = ("constant", "linear", "exp")
+#: Train samplers that put DATALOADER.NUM_INSTANCE images of each identity in a batch. fast-reid's
+#: Naive/BalancedIdentitySampler never complete a batch (the loader hangs) unless SOLVER.IMS_PER_BATCH is a
+#: multiple of NUM_INSTANCE; SetReWeightSampler and ours assert it at construction.
+_IDENTITY_SAMPLERS = ("NaiveIdentitySampler", "BalancedIdentitySampler", "SetReWeightSampler",
+                      "MultimodalIdentitySampler")
 
 
 def add_dmf_config(cfg: CN) -> None:
@@ -51,6 +63,12 @@ def add_dmf_config(cfg: CN) -> None:
       Euclidean, as fast-reid and TransReID).
     * ``MODEL.DMF.SKIP_LOAD_KEYS`` [()]: prefixes of ``MODEL.WEIGHTS`` keys not
       loaded (fine-tuning re-initialises the identity classifier ``heads.weight``).
+    * ``MODEL.DMF.ALLOW_PARTIAL_LOAD`` [False]: load ``MODEL.WEIGHTS`` even when
+      tensors outside ``SKIP_LOAD_KEYS`` are missing or of another shape (they
+      keep their initialisation); False stops with an error listing them.
+    * ``MODEL.DMF.EVAL_UNTRAINED`` [False]: let ``--eval-only`` evaluate a model
+      without ``MODEL.WEIGHTS`` (the randomly initialised "untrained" baseline);
+      False refuses, so a missing path never reports a random model's metrics.
     * ``MODEL.COLOR_HIST.NUM_STRIPES`` [6]: number R of equal horizontal stripes
       of the no-learning ``ColorHistogramMatcher`` (META_ARCH); 1 <= R <= image height.
     * ``MODEL.COLOR_HIST.BINS`` [(8, 4, 4)]: (H, S, V) bins of its per-stripe
@@ -77,9 +95,11 @@ def add_dmf_config(cfg: CN) -> None:
       these training datasets (empty: all of ``DATASETS.NAMES``).
     * ``SEED`` [-1]: >= 0 seeds Python/NumPy/torch at start-up and the
       multimodal sampler (reproducible runs); -1 = fast-reid's random seeding.
-    * ``DATASETS.VERIFY_IMAGES`` [True]: open every training image before
-      training starts; ``DATASETS.SKIP_UNREADABLE`` [False]: skip unreadable
-      images (logged with a count) instead of stopping with an error.
+    * ``DATASETS.VERIFY_IMAGES`` [True]: fully decode every training image
+      before training starts (catches truncated files); ``DATASETS.SKIP_UNREADABLE``
+      [False]: skip unreadable images (logged with a count) instead of stopping
+      with an error, also for files that fail during training (replaced by
+      another image of the same identity).
     """
     cfg.MODEL.DMF = CN()
     cfg.MODEL.DMF.EMBED_DIM = 768
@@ -101,6 +121,8 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.MODEL.DMF.TEST_FEAT = "before"
     cfg.MODEL.DMF.TRIPLET_SQUARED = True
     cfg.MODEL.DMF.SKIP_LOAD_KEYS = ()
+    cfg.MODEL.DMF.ALLOW_PARTIAL_LOAD = False  # True: missing / wrong-shape MODEL.WEIGHTS tensors keep their init
+    cfg.MODEL.DMF.EVAL_UNTRAINED = False  # True: --eval-only may evaluate a random init (no MODEL.WEIGHTS)
 
     cfg.MODEL.COLOR_HIST = CN()
     cfg.MODEL.COLOR_HIST.NUM_STRIPES = 6  # ColorHistogramMatcher: R equal horizontal stripes (body regions)
@@ -121,7 +143,7 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.DATASETS.HOLDOUT.NUM_IDS = 0  # identities per training set kept out of training, for validation
     cfg.DATASETS.HOLDOUT.SEED = 0  # seed of that draw (same identities in every run)
     cfg.DATASETS.HOLDOUT.NAMES = ()  # training datasets that lose them; () = every dataset in DATASETS.NAMES
-    cfg.DATASETS.VERIFY_IMAGES = True
+    cfg.DATASETS.VERIFY_IMAGES = True  # full decode of every training image before training
     cfg.DATASETS.SKIP_UNREADABLE = False
     cfg.SEED = -1
 
@@ -132,12 +154,25 @@ def _expect(ok: bool, key: str, value: object, expected: str) -> None:
 
 
 def check_dmf_config(cfg: CN) -> None:
-    """Validate DMF keys before anything is built.
+    """Validate DMF keys, and the fast-reid keys that would fail only later, before anything is built.
+
+    Besides the DMF keys' ranges, checks (:func:`_check_datasets`,
+    :func:`_check_loader_and_solver`) that every name in ``DATASETS.NAMES``
+    (non-empty) and ``DATASETS.TESTS`` is registered in fast-reid's
+    ``DATASET_REGISTRY``; that batch sizes, ``MAX_EPOCH`` and
+    ``NUM_INSTANCE`` are >= 1 and ``NUM_WORKERS`` >= 0; the train sampler,
+    scheduler and warm-up method names; ``0 <= SOLVER.DELAY_EPOCHS <
+    SOLVER.MAX_EPOCH``; and, for identity samplers, that ``SOLVER.IMS_PER_BATCH``
+    is a multiple of ``DATALOADER.NUM_INSTANCE``. The scheduler rule that needs
+    the iterations per epoch is :func:`check_lr_schedule`.
 
     Raises:
-        ValueError: a key has a value outside its range; the message names the
-            key, the value and what was expected.
+        ValueError: a key has a value outside its range, or names an
+            unregistered dataset (the message then lists the registered
+            names); the message names the key, the value and what was expected.
     """
+    _check_datasets(cfg)
+    _check_loader_and_solver(cfg)
     dmf = cfg.MODEL.DMF
     _expect(dmf.TEST_FEAT in ("before", "after"), "MODEL.DMF.TEST_FEAT", dmf.TEST_FEAT, "'before' or 'after'")
     _expect(0.0 <= cfg.DATALOADER.TEXT_RATIO <= 1.0, "DATALOADER.TEXT_RATIO", cfg.DATALOADER.TEXT_RATIO,
@@ -172,9 +207,115 @@ def check_dmf_config(cfg: CN) -> None:
         check_color_hist_params(cfg.MODEL.COLOR_HIST.NUM_STRIPES, tuple(cfg.MODEL.COLOR_HIST.BINS),
                                 height if height > 0 else None, "the test image height INPUT.SIZE_TEST[0]")
     sampler = cfg.DATALOADER.SAMPLER_TRAIN
-    if sampler == "MultimodalIdentitySampler":
-        _expect(cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.NUM_INSTANCE == 0, "SOLVER.IMS_PER_BATCH",
-                cfg.SOLVER.IMS_PER_BATCH, f"a multiple of DATALOADER.NUM_INSTANCE={cfg.DATALOADER.NUM_INSTANCE}")
     if cfg.DATALOADER.TEXT_RATIO > 0 and sampler == "MultimodalIdentitySampler":
         _expect(bool(dmf.TEXT_ENCODER.NAME), "MODEL.DMF.TEXT_ENCODER.NAME", dmf.TEXT_ENCODER.NAME,
                 "a text-encoder path when DATALOADER.TEXT_RATIO > 0 (text samples need the encoder)")
+
+
+def _check_datasets(cfg: CN) -> None:
+    """``DATASETS.NAMES`` is non-empty and it and ``DATASETS.TESTS`` hold registered dataset names only.
+
+    fast-reid looks the names up only when it builds a loader: an unknown
+    training name fails with a bare ``KeyError`` while the data loads, an
+    unknown test name after the whole training.
+
+    Raises:
+        ValueError: empty ``DATASETS.NAMES``, or an unregistered name (the
+            message lists the registered names, sorted).
+    """
+    from fastreid.data.datasets import DATASET_REGISTRY
+
+    from ..data import datasets  # noqa: F401  (lazy, as TEXT_MODES below: registers ours, HeldOutValidation too)
+
+    registered = sorted(DATASET_REGISTRY._obj_map)  # fast-reid 1.4.0's Registry has no __contains__
+    names = tuple(cfg.DATASETS.NAMES)
+    _expect(len(names) > 0, "DATASETS.NAMES", names, "at least one training dataset")
+    for key, value in (("DATASETS.NAMES", names), ("DATASETS.TESTS", tuple(cfg.DATASETS.TESTS))):
+        unknown = [name for name in value if name not in registered]
+        _expect(not unknown, key, value, f"dataset names registered in fast-reid's DATASET_REGISTRY, but "
+                f"{', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not; registered: "
+                f"{', '.join(registered)}")
+
+
+def _check_loader_and_solver(cfg: CN) -> None:
+    """Batch sizes, epochs, loader workers, sampler, scheduler and warm-up keys that fast-reid checks late or never.
+
+    Without these checks: ``NUM_INSTANCE`` 0 gives a ZeroDivisionError in the
+    sampler, ``MAX_EPOCH`` 0 an AttributeError (the trainer has no ``epoch``)
+    after setup, a zero batch size torch's error; an unknown scheduler fails
+    once data and model are built, an unknown warm-up method at the first
+    step; fast-reid's identity samplers never complete a batch when
+    ``IMS_PER_BATCH`` is not a multiple of ``NUM_INSTANCE`` (the run hangs);
+    ``DELAY_EPOCHS >= MAX_EPOCH`` means the schedule never steps (and
+    CosineAnnealingLR gets ``T_max <= 0``).
+
+    Raises:
+        ValueError: the first key out of range; the message names the key, the value and what was expected.
+    """
+    from ..data.samplers import FASTREID_TRAIN_SAMPLERS  # lazy: config must not import the data package at load
+
+    solver, loader = cfg.SOLVER, cfg.DATALOADER
+    _expect(solver.MAX_EPOCH >= 1, "SOLVER.MAX_EPOCH", solver.MAX_EPOCH, "a positive number of epochs (>= 1)")
+    _expect(solver.IMS_PER_BATCH >= 1, "SOLVER.IMS_PER_BATCH", solver.IMS_PER_BATCH,
+            "a positive training batch size (>= 1)")
+    _expect(cfg.TEST.IMS_PER_BATCH >= 1, "TEST.IMS_PER_BATCH", cfg.TEST.IMS_PER_BATCH,
+            "a positive test batch size (>= 1)")
+    _expect(loader.NUM_INSTANCE >= 1, "DATALOADER.NUM_INSTANCE", loader.NUM_INSTANCE,
+            "a positive number of images per identity in a batch (>= 1)")
+    _expect(loader.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", loader.NUM_WORKERS,
+            "0 (load in the main process) or a positive number of loader processes")
+    samplers = (*FASTREID_TRAIN_SAMPLERS, "MultimodalIdentitySampler")
+    _expect(loader.SAMPLER_TRAIN in samplers, "DATALOADER.SAMPLER_TRAIN", loader.SAMPLER_TRAIN,
+            f"one of {', '.join(samplers)}")
+    if loader.SAMPLER_TRAIN in _IDENTITY_SAMPLERS:
+        _expect(solver.IMS_PER_BATCH % loader.NUM_INSTANCE == 0, "SOLVER.IMS_PER_BATCH", solver.IMS_PER_BATCH,
+                f"a multiple of DATALOADER.NUM_INSTANCE={loader.NUM_INSTANCE} (whole identities per batch with "
+                f"DATALOADER.SAMPLER_TRAIN={loader.SAMPLER_TRAIN!r})")
+    _expect(solver.SCHED in _SCHEDULERS, "SOLVER.SCHED", solver.SCHED, f"one of {', '.join(_SCHEDULERS)}")
+    _expect(solver.WARMUP_ITERS >= 0, "SOLVER.WARMUP_ITERS", solver.WARMUP_ITERS,
+            "0 (no warm-up) or a positive number of iterations")
+    if solver.WARMUP_ITERS > 0:
+        _expect(solver.WARMUP_METHOD in _WARMUP_METHODS, "SOLVER.WARMUP_METHOD", solver.WARMUP_METHOD,
+                f"one of {', '.join(_WARMUP_METHODS)}")
+    _expect(0 <= solver.DELAY_EPOCHS < solver.MAX_EPOCH, "SOLVER.DELAY_EPOCHS", solver.DELAY_EPOCHS,
+            f"an epoch count in [0, SOLVER.MAX_EPOCH={solver.MAX_EPOCH}) (SOLVER.SCHED starts stepping after "
+            "DELAY_EPOCHS epochs; at MAX_EPOCH or later it never does)")
+
+
+def check_lr_schedule(cfg: CN, iters_per_epoch: int) -> None:
+    """Refuse a schedule fast-reid's ``build_lr_scheduler`` / ``LRScheduler`` hook would crash on.
+
+    Needs the iterations per epoch (``len(train set) // SOLVER.IMS_PER_BATCH``,
+    known once the train loader is built), so it is not part of
+    :func:`check_dmf_config`; a trainer calls it before building the
+    scheduler. fast-reid computes ``T_max = MAX_EPOCH - max(W, DELAY_EPOCHS)``
+    with ``W = ceil(WARMUP_ITERS / iters_per_epoch)`` warm-up epochs and steps
+    the cosine after every epoch once both are over. So:
+
+    * ``iters_per_epoch`` 0 (a training set smaller than one batch) divides by zero;
+    * CosineAnnealingLR with ``T_max == 0`` and ``DELAY_EPOCHS < MAX_EPOCH``
+      (the warm-up fills exactly the MAX_EPOCH epochs, e.g. MAX_EPOCH 1 with a
+      warm-up shorter than one epoch) steps torch's CosineAnnealingLR once
+      after the last epoch, which divides by ``T_max``: ZeroDivisionError
+      after the whole training.
+
+    ``T_max < 0`` (a warm-up longer than the training, as in one-epoch smoke
+    runs of the full configs) never steps the cosine and is accepted.
+
+    Raises:
+        ValueError: naming SOLVER.IMS_PER_BATCH (empty epoch) or SOLVER.MAX_EPOCH
+            with SOLVER.WARMUP_ITERS / SOLVER.DELAY_EPOCHS and what is needed.
+    """
+    solver = cfg.SOLVER
+    _expect(iters_per_epoch >= 1, "SOLVER.IMS_PER_BATCH", solver.IMS_PER_BATCH,
+            f"a batch size no larger than the training set (it gives {iters_per_epoch} iterations per epoch, "
+            "and fast-reid divides by that)")
+    if solver.SCHED != "CosineAnnealingLR":
+        return
+    warmup_epochs = math.ceil(solver.WARMUP_ITERS / iters_per_epoch)
+    t_max = solver.MAX_EPOCH - max(warmup_epochs, solver.DELAY_EPOCHS)
+    _expect(t_max != 0 or solver.DELAY_EPOCHS >= solver.MAX_EPOCH, "SOLVER.MAX_EPOCH", solver.MAX_EPOCH,
+            f"more epochs than SOLVER.WARMUP_ITERS={solver.WARMUP_ITERS} take ({warmup_epochs} at {iters_per_epoch} "
+            f"iterations per epoch) with SOLVER.SCHED='CosineAnnealingLR': its T_max = MAX_EPOCH - max(warm-up "
+            f"epochs, SOLVER.DELAY_EPOCHS={solver.DELAY_EPOCHS}) is 0 and fast-reid divides by it after the last "
+            "epoch; raise SOLVER.MAX_EPOCH, lower SOLVER.WARMUP_ITERS (0: no warm-up) or use SOLVER.SCHED MultiStepLR")

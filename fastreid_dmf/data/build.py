@@ -9,7 +9,9 @@ constructor arguments taken from the config.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from fastreid.data import build as fastreid_build
 from fastreid.data.build import build_reid_test_loader, build_reid_train_loader
@@ -17,13 +19,14 @@ from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.transforms import build_transforms
 from fastreid.utils import comm
-from PIL import Image
+from PIL import Image, ImageFile
 
 from .datasets.holdout import split_holdout
-from .multimodal_dataset import MultimodalReIDDataset
+from .multimodal_dataset import IMAGE_READ_ERRORS, MultimodalReIDDataset
 from .samplers import MultimodalIdentitySampler
 
-__all__ = ["datasets_root", "dataset_kwargs", "holdout_sources", "load_train_items", "verify_images",
+__all__ = ["datasets_root", "dataset_kwargs", "holdout_sources", "load_train_items", "image_read_error",
+           "truncated_images_rejected", "verify_images",
            "build_dmf_train_loader", "build_dmf_test_loader"]
 
 logger = logging.getLogger(__name__)
@@ -80,8 +83,54 @@ def load_train_items(cfg) -> list[tuple]:
     return items
 
 
+@contextlib.contextmanager
+def truncated_images_rejected() -> Iterator[None]:
+    """Context in which PIL raises on truncated image files (``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` False).
+
+    Neither fast-reid nor this plugin sets the flag, but user code may, and
+    with it True PIL pads a truncated image with grey instead of raising, so
+    no check could find it. The previous value is restored on exit; a True
+    value is logged, since training then reads truncated files without error.
+    Not thread-safe (the flag is global to PIL): use it before loaders start.
+    """
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    if saved:
+        logger.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True (set outside fastreid-dmf): image verification "
+                       "turns it off while it runs, but training will read truncated images without error")
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def image_read_error(path: str) -> str | None:
+    """Why the image at ``path`` cannot be opened and fully decoded, or None if it can.
+
+    Decodes every pixel (``PIL.Image.load``), so a truncated file with a
+    valid header or corrupt compressed data is caught, not only a bad header
+    (``PIL.Image.verify`` reads headers and, for PNG, checksums only). Honours
+    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``; run it inside
+    :func:`truncated_images_rejected` to catch truncation in any case.
+
+    Returns:
+        None, or ``"<error type>: <message>"`` (missing file, unknown format,
+        truncated or undecodable data).
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except IMAGE_READ_ERRORS as err:
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
 def verify_images(items: list[tuple], skip_unreadable: bool) -> list[tuple]:
-    """Open every image (``PIL.Image.verify``) before training starts.
+    """Open and fully decode every image (:func:`image_read_error`) before training starts.
+
+    Truncated files are reported whatever ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``
+    is (see :func:`truncated_images_rejected`). Decoding costs more than a
+    header check: see ``tools/benchmark_image_verification.py``.
 
     Args:
         items: train items, path first.
@@ -96,13 +145,13 @@ def verify_images(items: list[tuple], skip_unreadable: bool) -> list[tuple]:
             message lists them (up to 10) and names DATASETS.SKIP_UNREADABLE.
     """
     good, bad = [], []
-    for item in items:
-        try:
-            with Image.open(item[0]) as image:
-                image.verify()
-            good.append(item)
-        except (OSError, SyntaxError, ValueError) as err:
-            bad.append(f"{item[0]} ({type(err).__name__}: {err})")
+    with truncated_images_rejected():
+        for item in items:
+            error = image_read_error(item[0])
+            if error is None:
+                good.append(item)
+            else:
+                bad.append(f"{item[0]} ({error})")
     if bad and not skip_unreadable:
         raise ValueError(f"{len(bad)} unreadable training image(s), e.g. " + "; ".join(bad[:10]) +
                          ". Fix or remove them, or set DATASETS.SKIP_UNREADABLE True to skip them")
@@ -127,7 +176,7 @@ def build_dmf_train_loader(cfg):
     multimodal = cfg.DATALOADER.SAMPLER_TRAIN == "MultimodalIdentitySampler"
     text_ratio = cfg.DATALOADER.TEXT_RATIO if multimodal else 0.0
     train_set = MultimodalReIDDataset(items, build_transforms(cfg, is_train=True), cfg.INPUT.SIZE_TRAIN,
-                                      text_ratio=text_ratio)
+                                      text_ratio=text_ratio, skip_unreadable=cfg.DATASETS.SKIP_UNREADABLE)
     sampler = None
     if multimodal:
         mini_batch_size = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()

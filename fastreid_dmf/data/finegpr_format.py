@@ -11,8 +11,8 @@ stores images as ``FineGPR/<pid4>/<pid4>_cXX_wXX_lXX_pXX.jpg``:
 
 The per-identity attribute annotation format of the download is not
 published, so this project defines one (documented in README, "FineGPR
-attribute file"): a UTF-8 CSV file with a header row and one row per
-identity::
+attribute file"): a UTF-8 CSV file (a byte-order mark, as spreadsheet
+programs write it, is accepted) with a header row and one row per identity::
 
     pid,gender,age,hair_length,glasses,short_sleeve,dress,boots,hat,bag,top_length,shoes,upper_color,lower_color
     1,male,adult,short,no,yes,no,no,yes,no,short,dark,blue,black
@@ -264,16 +264,24 @@ def read_attribute_file(path: str) -> dict[int, dict[str, str]]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: missing/unknown column, bad pid, duplicate pid or unknown
-            value; the message names the file, line and column.
+        ValueError: not UTF-8, missing/unknown column, bad pid, duplicate pid
+            or unknown value; the message names the file, line and column.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(
             f"FineGPR attribute file {path!r} not found; expected a CSV with header "
             f"'pid,{','.join(ATTRIBUTE_NAMES)}' (see README, 'FineGPR attribute file')"
         )
+    try:
+        return _read_attribute_rows(path)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err}); expected a UTF-8 CSV file") from None
+
+
+def _read_attribute_rows(path: str) -> dict[int, dict[str, str]]:
+    """Body of :func:`read_attribute_file` (an existing file; undecodable bytes raise ``UnicodeDecodeError``)."""
     table: dict[int, dict[str, str]] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # utf-8-sig: a leading BOM is dropped
         reader = csv.DictReader(handle)
         header = [h.strip() for h in (reader.fieldnames or [])]
         reader.fieldnames = header

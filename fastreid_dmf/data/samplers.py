@@ -31,7 +31,11 @@ from fastreid.data.samplers.triplet_sampler import reorder_index
 from fastreid.utils import comm
 from torch.utils.data.sampler import Sampler
 
-__all__ = ["MultimodalIdentitySampler", "instances_per_epoch"]
+__all__ = ["FASTREID_TRAIN_SAMPLERS", "MultimodalIdentitySampler", "instances_per_epoch"]
+
+#: ``DATALOADER.SAMPLER_TRAIN`` names fast-reid's ``build_reid_train_loader`` builds (``fastreid/data/build.py``).
+FASTREID_TRAIN_SAMPLERS = ("TrainingSampler", "NaiveIdentitySampler", "BalancedIdentitySampler",
+                           "SetReWeightSampler", "ImbalancedDatasetSampler")
 
 
 def instances_per_epoch(num_pairs: int, text_ratio: float) -> int:

@@ -21,29 +21,21 @@ from fastreid.engine import defaults as fastreid_defaults
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.solver import build as fastreid_solver_build
 from fastreid.utils import comm
-from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
 from fastreid.utils.logger import setup_logger
 
 from ..compat import cuda_usable, disable_amp_without_cuda
 from ..config import add_dmf_config, check_dmf_config
+from ..config.defaults import check_lr_schedule
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
+from .checkpoint import load_weights_strict, read_checkpoint, resumable_checkpoint
+from .resume import TrainingProgress
 
-__all__ = ["DMFTrainer", "setup_cfg", "filter_checkpoint_keys", "guard_output_dir", "save_results", "train_or_eval",
-           "ddp_with_unused_parameters", "scaled_lr_for"]
+__all__ = ["DMFTrainer", "setup_cfg", "guard_output_dir", "save_results", "train_or_eval",
+           "ddp_with_unused_parameters", "scaled_lr_for", "check_output_dir_writable", "eval_output_dir",
+           "load_eval_weights"]
 
 logger = logging.getLogger(__name__)
-
-
-def filter_checkpoint_keys(state: dict, skip_prefixes: tuple[str, ...] | list[str]) -> tuple[dict, list[str]]:
-    """Drop keys starting with any of ``skip_prefixes`` (``MODEL.DMF.SKIP_LOAD_KEYS``).
-
-    Returns:
-        ``(kept_state, skipped_keys)``.
-    """
-    prefixes = tuple(skip_prefixes)
-    skipped = sorted(k for k in state if prefixes and k.startswith(prefixes))
-    return {k: v for k, v in state.items() if k not in skipped}, skipped
 
 
 @contextlib.contextmanager
@@ -121,24 +113,45 @@ class DMFTrainer(DefaultTrainer):
     def __init__(self, cfg) -> None:
         with ddp_with_unused_parameters():
             super().__init__(cfg)
+        # Saved with every checkpoint: sampler position and RNG states (exact resume, engine/resume.py).
+        self.progress = TrainingProgress(self)
+        self.checkpointer.checkpointables["progress"] = self.progress
 
     def train(self):
-        """fast-reid's ``DefaultTrainer.train``; afterwards the train loader's prefetch thread is stopped.
+        """fast-reid's ``DefaultTrainer.train``; afterwards the train loader is shut down.
 
-        fast-reid's ``DataLoaderX`` prefetches from an infinite sampler in a daemon
-        thread that nothing stops; left running at interpreter exit it can abort the
-        process ("terminate called without an active exception", exit code 134)
-        after the results were written.
+        On a GPU fast-reid's ``DataLoaderX`` prefetches from an infinite sampler in a
+        daemon thread that nothing stops; left running at interpreter exit it can abort
+        the process ("terminate called without an active exception", exit code 134)
+        after the results were written. On the CPU this stops its worker processes.
+
+        A run resumed from a checkpoint of its last epoch has nothing left to train
+        (fast-reid's hooks would fail on a loop that never ran): the loaded model is
+        evaluated instead.
 
         Returns:
             fast-reid's last evaluation results (as upstream).
         """
         try:
+            if self.start_epoch >= self.max_epoch:
+                logger.warning("Resumed at epoch %d of SOLVER.MAX_EPOCH=%d: training is complete, evaluating the "
+                               "loaded model", self.start_epoch, self.max_epoch)
+                return self.test(self.cfg, self.model)
             return super().train()
         finally:
             loader = getattr(self._trainer, "data_loader", None)
             if getattr(loader, "iter", None) is not None and hasattr(loader, "shutdown"):
                 loader.shutdown()
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer, iters_per_epoch):
+        """fast-reid's, after :func:`~fastreid_dmf.config.defaults.check_lr_schedule` (needs iterations per epoch).
+
+        Raises:
+            ValueError: a schedule fast-reid would divide by zero in after the last epoch.
+        """
+        check_lr_schedule(cfg, iters_per_epoch)
+        return super().build_lr_scheduler(cfg, optimizer, iters_per_epoch)
 
     @classmethod
     def build_train_loader(cls, cfg):
@@ -152,28 +165,48 @@ class DMFTrainer(DefaultTrainer):
         return build_dmf_test_loader(cfg, dataset_name)
 
     def resume_or_load(self, resume: bool = True) -> None:
-        """Resume from OUTPUT_DIR's last checkpoint, else load ``MODEL.WEIGHTS`` with key filtering.
+        """Resume from OUTPUT_DIR's newest loadable checkpoint, else load ``MODEL.WEIGHTS`` strictly.
+
+        Resuming (``--resume``) restores the model, optimizer, schedulers, epoch, the sampler position and
+        the random states (:class:`~fastreid_dmf.engine.resume.TrainingProgress`), from the checkpoint
+        ``last_checkpoint`` names or, when that is empty, missing or truncated, from the newest one that
+        loads (:func:`~fastreid_dmf.engine.checkpoint.resumable_checkpoint`, with a warning). Without a
+        checkpoint to resume, ``MODEL.WEIGHTS`` (if set) is loaded by
+        :func:`~fastreid_dmf.engine.checkpoint.load_weights_strict` minus ``MODEL.DMF.SKIP_LOAD_KEYS``
+        and training starts at epoch 0.
 
         Raises:
-            FileNotFoundError: ``MODEL.WEIGHTS`` is set but is not a file.
+            FileNotFoundError, CheckpointReadError: ``MODEL.WEIGHTS`` is set but missing or unreadable.
+            ValueError: ``MODEL.WEIGHTS`` or the resumed checkpoint does not fit the model (see
+                ``load_weights_strict``); ``--resume`` into an OUTPUT_DIR whose checkpoints all fail to load.
         """
+        out = self.cfg.OUTPUT_DIR
+        if resume and out and os.path.isdir(out):
+            path = resumable_checkpoint(out)
+            if path is not None:
+                self._resume_from(path)
+                return
+            if any(name.endswith(".pth") for name in os.listdir(out)):
+                raise ValueError(f"--resume: no checkpoint in OUTPUT_DIR={out!r} loads (see the warnings above); "
+                                 "move the broken files away to start over, or choose another OUTPUT_DIR")
         weights = self.cfg.MODEL.WEIGHTS
-        if (resume and self.checkpointer.has_checkpoint()) or not weights:
-            super().resume_or_load(resume=resume)
+        if not weights:
+            logger.info("No MODEL.WEIGHTS: training from the model's initialisation")
             return
-        if not os.path.isfile(weights):
-            raise FileNotFoundError(f"MODEL.WEIGHTS={weights!r} is not a file")
-        checkpoint = self.checkpointer._load_file(weights)
-        state, skipped = filter_checkpoint_keys(checkpoint["model"], self.cfg.MODEL.DMF.SKIP_LOAD_KEYS)
-        for key in skipped:
-            logger.info("Not loading '%s' from %s: listed in MODEL.DMF.SKIP_LOAD_KEYS (re-initialised; the "
-                        "identity classifier belongs to the source identities)", key, weights)
-        incompatible = self.checkpointer._load_model({"model": state})
-        # fast-reid logs shape mismatches ("Skip loading parameter ...") and missing/unexpected keys.
-        self.checkpointer._log_incompatible_keys(incompatible)
-        logger.info("Loaded %d tensors from %s (%d skipped by MODEL.DMF.SKIP_LOAD_KEYS, %d for shape)",
-                    len(state) - len(incompatible.incorrect_shapes), weights, len(skipped),
-                    len(incompatible.incorrect_shapes))
+        load_weights_strict(self.model, weights, self.cfg.MODEL.DMF.SKIP_LOAD_KEYS,
+                            self.cfg.MODEL.DMF.ALLOW_PARTIAL_LOAD)
+
+    def _resume_from(self, path: str) -> None:
+        """Load everything a checkpoint of this run holds and continue at the epoch after it."""
+        logger.info("Resuming from %s", path)
+        checkpoint = read_checkpoint(path)
+        model = self.model.module if hasattr(self.model, "module") else self.model
+        load_weights_strict(model, path, checkpoint=checkpoint)
+        for key, obj in self.checkpointer.checkpointables.items():
+            if key in checkpoint:
+                obj.load_state_dict(checkpoint[key])
+        self.start_epoch = int(checkpoint.get("epoch", -1)) + 1
+        self.progress.restore()
 
 
 def guard_output_dir(cfg, resume: bool, eval_only: bool) -> None:
@@ -193,6 +226,48 @@ def guard_output_dir(cfg, resume: bool, eval_only: bool) -> None:
         )
 
 
+def check_output_dir_writable(out: str) -> None:
+    """Create ``out`` (if needed) and check a file can be written in it, before anything is built.
+
+    Raises:
+        PermissionError: ``out`` (or the folder it would be created in) is not writable.
+        NotADirectoryError: ``out`` or one of its parents is a regular file.
+        OSError: ``out`` cannot be created for another reason (read-only file system, ...).
+    """
+    if not out:
+        return
+    try:
+        os.makedirs(out, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(f"OUTPUT_DIR={out!r} is a file, expected a folder (or a path to create)") from None
+    except NotADirectoryError:
+        raise NotADirectoryError(f"OUTPUT_DIR={out!r} lies below a regular file; choose a folder path") from None
+    except PermissionError as err:
+        raise PermissionError(f"OUTPUT_DIR={out!r} cannot be created ({err.strerror}); choose a writable "
+                              "folder") from None
+    except OSError as err:  # read-only file system, missing mount, ...
+        raise OSError(f"OUTPUT_DIR={out!r} cannot be created ({err.strerror or err}); choose a writable "
+                      "folder") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise PermissionError(f"OUTPUT_DIR={out!r} is not writable; choose a writable folder")
+
+
+def eval_output_dir(out: str) -> str:
+    """Where ``--eval-only`` writes its config, log and ``results.json``: never over another run's files.
+
+    Returns:
+        ``out`` itself when it does not exist or is empty, else its first free ``eval_<n>`` subfolder
+        (n = 1, 2, ...), so evaluating a training run's ``OUTPUT_DIR`` keeps its ``config.yaml``,
+        ``log.txt`` and ``results.json`` intact.
+    """
+    if not out or not os.path.isdir(out) or not os.listdir(out):
+        return out
+    index = 1
+    while os.path.exists(os.path.join(out, f"eval_{index}")):
+        index += 1
+    return os.path.join(out, f"eval_{index}")
+
+
 def _cpu_without_cuda(cfg):
     """``MODEL.DEVICE`` cuda on a machine without a usable GPU -> cpu, with a warning (paper configs say cuda)."""
     if cfg.MODEL.DEVICE.startswith("cuda") and not cuda_usable():
@@ -208,17 +283,26 @@ def setup_cfg(args):
     Order: fast-reid defaults -> :func:`add_dmf_config` -> ``--config-file``
     -> trailing ``KEY VALUE`` overrides -> checks (before any data or model is built).
 
+    With ``--eval-only`` the run writes into :func:`eval_output_dir` (``OUTPUT_DIR/eval_<n>`` when
+    OUTPUT_DIR already holds files).
+
     Raises:
         ValueError, FileExistsError: bad keys/values or an output folder holding checkpoints.
+        PermissionError, NotADirectoryError: OUTPUT_DIR cannot be written (:func:`check_output_dir_writable`).
     """
     cfg = get_cfg()
     add_dmf_config(cfg)
+    if not os.path.isfile(args.config_file):
+        raise FileNotFoundError(f"--config-file {args.config_file!r} is not a file")
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     check_dmf_config(cfg)
     cfg = disable_amp_without_cuda(cfg)
     cfg = _cpu_without_cuda(cfg)
     guard_output_dir(cfg, args.resume, args.eval_only)
+    if args.eval_only:
+        cfg.OUTPUT_DIR = eval_output_dir(cfg.OUTPUT_DIR)
+    check_output_dir_writable(cfg.OUTPUT_DIR)
     cfg.freeze()
     default_setup(cfg, args)
     # fast-reid's default_setup logs the "fastreid" logger only; ours goes to the same OUTPUT_DIR/log.txt.
@@ -245,6 +329,37 @@ def save_results(results: dict, output_dir: str, name: str) -> str | None:
     return path
 
 
+#: fast-reid ``EmbeddingHead``'s identity classifier: sized by the training identities, unused at inference.
+EVAL_UNUSED_KEYS = ("heads.weight",)
+
+
+def load_eval_weights(cfg, model) -> None:
+    """Load ``MODEL.WEIGHTS`` for ``--eval-only``, refusing to evaluate a model that was not loaded.
+
+    Every tensor except the identity classifier (:data:`EVAL_UNUSED_KEYS`) must load
+    (:func:`~fastreid_dmf.engine.checkpoint.load_weights_strict`). A model without tensors
+    (``ColorHistogramMatcher``) needs no weights.
+
+    Raises:
+        ValueError: no ``MODEL.WEIGHTS`` for a model with tensors, unless ``MODEL.DMF.EVAL_UNTRAINED``;
+            weights that do not fit the model (unless ``MODEL.DMF.ALLOW_PARTIAL_LOAD``).
+        FileNotFoundError, CheckpointReadError: ``MODEL.WEIGHTS`` missing or unreadable.
+    """
+    weights = cfg.MODEL.WEIGHTS
+    if not weights:
+        if not model.state_dict():
+            return
+        if cfg.MODEL.DMF.EVAL_UNTRAINED:
+            logger.warning("--eval-only without MODEL.WEIGHTS: evaluating the random initialisation "
+                           "(MODEL.DMF.EVAL_UNTRAINED True)")
+            return
+        raise ValueError("--eval-only needs MODEL.WEIGHTS (a checkpoint such as <OUTPUT_DIR>/model_final.pth); "
+                         "without it a randomly initialised model would be evaluated. Set MODEL.DMF.EVAL_UNTRAINED "
+                         "True to evaluate the initialisation on purpose")
+    load_weights_strict(model, weights, tuple(cfg.MODEL.DMF.SKIP_LOAD_KEYS) + EVAL_UNUSED_KEYS,
+                        cfg.MODEL.DMF.ALLOW_PARTIAL_LOAD)
+
+
 def train_or_eval(args) -> dict:
     """What ``tools/train_net.py`` runs in each process: train (or ``--eval-only``), then write ``results.json``.
 
@@ -255,7 +370,8 @@ def train_or_eval(args) -> dict:
         fast-reid's test results ``{dataset: {metric: value in percent}}`` (also for a single test set).
 
     Raises:
-        FileNotFoundError: ``--eval-only`` with a ``MODEL.WEIGHTS`` that is not a file.
+        FileNotFoundError, CheckpointReadError, ValueError: ``--eval-only`` without loadable weights
+            (:func:`load_eval_weights`).
         RuntimeError: training (no ``--eval-only``) a META_ARCH whose class sets ``trainable = False``
             (``ColorHistogramMatcher``), before any data is loaded.
         ValueError, FileExistsError: from :func:`setup_cfg`.
@@ -264,10 +380,9 @@ def train_or_eval(args) -> dict:
     if args.eval_only:
         cfg.defrost()
         cfg.MODEL.BACKBONE.PRETRAIN = False
-        if cfg.MODEL.WEIGHTS and not os.path.isfile(cfg.MODEL.WEIGHTS):
-            raise FileNotFoundError(f"MODEL.WEIGHTS={cfg.MODEL.WEIGHTS!r} is not a file")
+        cfg.freeze()
         model = DMFTrainer.build_model(cfg)
-        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
+        load_eval_weights(cfg, model)
         results = DMFTrainer.test(cfg, model)
     else:
         if not getattr(META_ARCH_REGISTRY.get(cfg.MODEL.META_ARCHITECTURE), "trainable", True):

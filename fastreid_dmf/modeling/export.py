@@ -52,6 +52,7 @@ from fastreid.config import get_cfg as get_fastreid_cfg
 from fastreid.modeling.backbones.vision_transformer import PatchEmbed_overlap, VisionTransformer
 from torch import nn
 
+from ..data.samplers import FASTREID_TRAIN_SAMPLERS
 from ..fileio import atomic_write
 
 __all__ = ["FASTREID_VIT_DEPTHS", "fold_image_branch", "fastreid_vit_spec", "build_fastreid_vit",
@@ -68,9 +69,6 @@ FASTREID_VIT_DEPTHS: dict[str, dict] = {
     "base": dict(embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True, qk_scale=None,
                  patch_size=16, ln_eps=1e-6),
 }
-# fast-reid's train samplers (fastreid/data/build.py); a DMF-only sampler is replaced in the exported config.
-_FASTREID_SAMPLERS = ("TrainingSampler", "NaiveIdentitySampler", "BalancedIdentitySampler", "SetReWeightSampler",
-                      "ImbalancedDatasetSampler")
 _REQUIRED = ("backbone.patch_embed.proj.weight", "backbone.patch_embed.proj.bias", "backbone.image_proj.weight",
              "backbone.image_proj.bias", "backbone.cls_token", "backbone.pos_embed", "backbone.norm.weight")
 _GAMMA = re.compile(r"^backbone\.blocks\.(\d+)\.ls([12])\.gamma$")
@@ -252,7 +250,7 @@ def fastreid_eval_config(cfg: CfgNode, weights: str, spec: dict, test_feat: str)
                        "patch grid) only runs at SIZE_TRAIN; the fast-reid config uses SIZE_TEST=SIZE_TRAIN",
                        list(out.INPUT.SIZE_TEST), list(out.INPUT.SIZE_TRAIN))
         out.INPUT.SIZE_TEST = list(out.INPUT.SIZE_TRAIN)
-    if out.DATALOADER.SAMPLER_TRAIN not in _FASTREID_SAMPLERS:
+    if out.DATALOADER.SAMPLER_TRAIN not in FASTREID_TRAIN_SAMPLERS:  # a DMF-only sampler is replaced
         out.DATALOADER.SAMPLER_TRAIN = "NaiveIdentitySampler"
     out.OUTPUT_DIR = os.path.splitext(weights)[0] + "_eval"
     return out

@@ -33,7 +33,8 @@ from .text_cache import (
     resolve_text_cache_dir,
 )
 
-__all__ = ["resolve_text_encoder_path", "TextTokenEncoder", "build_text_encoder"]
+__all__ = ["resolve_text_encoder_path", "check_tokenizer_files", "check_tokenizer_vocabulary", "TextTokenEncoder",
+           "build_text_encoder"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ _TOKENS_KEY = "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS"
 _ROBERTA_STYLE = {"roberta", "data2vec-text", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
                   "xmod"}
 _ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: Tokenizer files, any one group of which lets ``AutoTokenizer`` build the model's real vocabulary:
+#: a fast tokenizer, a WordPiece vocabulary (BERT family), a byte-level BPE pair (RoBERTa / data2vec-text).
+#: A sentencepiece model (any ``*.model`` file: ``spiece.model``, ``sentencepiece.bpe.model``, ...) also counts.
+_TOKENIZER_FILE_GROUPS = (("tokenizer.json",), ("vocab.txt",), ("vocab.json", "merges.txt"))
+_EXPECTED_TOKENIZER_FILES = ("tokenizer.json, vocab.txt (WordPiece), vocab.json + merges.txt (byte-level BPE) or a "
+                             "sentencepiece *.model file")
+#: Smallest accepted ``len(tokenizer) / config.vocab_size`` (see :func:`check_tokenizer_vocabulary`).
+_MIN_VOCAB_FRACTION = 0.5
 
 
 def resolve_text_encoder_path(name: str) -> str:
@@ -80,6 +89,60 @@ def resolve_text_encoder_path(name: str) -> str:
             "(config.json, weights, tokenizer files)"
         )
     return name
+
+
+def check_tokenizer_files(name: str, folder: str) -> None:
+    """Refuse a text-encoder folder without tokenizer files, before anything is loaded from it.
+
+    Without them ``transformers`` does not fail: it builds the tokenizer class
+    named by ``config.json`` from its special tokens alone (5 tokens for BERT),
+    and every description becomes ``[CLS] [UNK] ... [SEP]``.
+
+    Args:
+        name: ``MODEL.DMF.TEXT_ENCODER.NAME`` as configured (for the message).
+        folder: the resolved local model folder.
+
+    Raises:
+        FileNotFoundError: none of tokenizer.json, vocab.txt, vocab.json +
+            merges.txt or a sentencepiece ``*.model`` file is in ``folder``;
+            the message names the key, the folder and the files expected.
+    """
+    present = set(os.listdir(folder))
+    if any(all(f in present for f in group) for group in _TOKENIZER_FILE_GROUPS):
+        return
+    if any(f.endswith(".model") for f in present):
+        return
+    raise FileNotFoundError(
+        f"{_NAME_KEY}={name!r}: text-encoder folder {folder!r} has no tokenizer files; expected "
+        f"{_EXPECTED_TOKENIZER_FILES} next to config.json (copy them from the model's release)"
+    )
+
+
+def check_tokenizer_vocabulary(name: str, folder: str, tokenizer, config) -> None:
+    """Refuse a tokenizer whose vocabulary is implausibly small for the model's embedding table.
+
+    Rule: ``len(tokenizer) >= 0.5 * config.vocab_size``. The tokenizer shipped
+    with a checkpoint covers its embedding table (almost) fully: BERT / MiniLM
+    30522 of 30522, RoBERTa / data2vec-text 50265 of 50265, and models whose
+    table is padded to a multiple of 64 or 128 (T5's 32100 of 32128) lose under
+    1%. A tokenizer rebuilt from partial or wrong files has orders of magnitude
+    fewer tokens (special tokens only: 5 of 30522; a truncated vocab.txt), so
+    half the table separates the two cases with a wide margin either way. A
+    config without ``vocab_size`` is not checked.
+
+    Raises:
+        ValueError: the tokenizer has fewer tokens than that; the message names
+            the key, the folder, both sizes and the files expected.
+    """
+    vocab_size = getattr(config, "vocab_size", None)
+    if not isinstance(vocab_size, int) or vocab_size <= 0:
+        return
+    if len(tokenizer) < _MIN_VOCAB_FRACTION * vocab_size:
+        raise ValueError(
+            f"{_NAME_KEY}={name!r}: the tokenizer of {folder!r} has {len(tokenizer)} tokens for a model with "
+            f"vocab_size={vocab_size}; expected at least {_MIN_VOCAB_FRACTION:.0%} of vocab_size (the model's own, "
+            f"complete tokenizer files: {_EXPECTED_TOKENIZER_FILES})"
+        )
 
 
 def _local_snapshot(name: str) -> str | None:
@@ -129,10 +192,13 @@ class TextTokenEncoder(nn.Module):
         encode_batch_size: descriptions per encoder call when many are missing.
 
     Raises:
-        FileNotFoundError: see :func:`resolve_text_encoder_path`.
+        FileNotFoundError: see :func:`resolve_text_encoder_path`; or the model
+            folder has no tokenizer files (:func:`check_tokenizer_files`).
         OSError: ``transformers`` could not load a model from the resolved
             path/id (message names the config key).
-        ValueError: an encoder-decoder model, a tokenizer without padding
+        ValueError: a tokenizer vocabulary implausibly small for the model
+            (:func:`check_tokenizer_vocabulary`; checked before the weights
+            are read), an encoder-decoder model, a tokenizer without padding
             token, or ``max_tokens`` beyond the model's position embeddings
             (message names the key and the limit).
         NotADirectoryError: ``cache_dir`` exists and is not a folder.
@@ -141,17 +207,27 @@ class TextTokenEncoder(nn.Module):
     def __init__(self, name: str, max_tokens: int = 64, freeze: bool = True, cache_dir: str | None = None,
                  flush_every: int = 1000, encode_batch_size: int = 256) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         path = resolve_text_encoder_path(name)
+        folder = path if os.path.isdir(path) else _local_snapshot(path)
+        if folder is not None:  # else a hub id not in the cache: transformers' error below says so
+            check_tokenizer_files(name, folder)
+
+        def load_error(err: Exception) -> OSError:
+            return OSError(f"{_NAME_KEY}={name!r}: could not load a transformers text encoder from {path!r} "
+                           f"(nothing is downloaded at run time; give a local model folder): {err}")
+
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            encoder = AutoModel.from_pretrained(path, local_files_only=True)
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError) as err:
-            raise OSError(
-                f"{_NAME_KEY}={name!r}: could not load a transformers text encoder from "
-                f"{path!r} (nothing is downloaded at run time; give a local model folder): {err}"
-            ) from err
+            raise load_error(err) from err
+        check_tokenizer_vocabulary(name, folder or path, tokenizer, config)  # before the weights are read
+        try:
+            encoder = AutoModel.from_pretrained(path, config=config, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise load_error(err) from err
         self._check_encoder(name, encoder, tokenizer, int(max_tokens))
         if tokenizer.padding_side != "right":
             logger.info("Text encoder %s: tokenizer padding side %r changed to 'right' (in memory)", name,

@@ -87,7 +87,7 @@ def check_list_file(list_path: str, image_dir: str) -> int:
     """
     listed: dict[str, set[str]] = {}
     count = 0
-    with open(list_path, encoding="utf-8") as handle:
+    with open(list_path, encoding="utf-8-sig") as handle:
         lines = handle.readlines()
     for number, line in enumerate(lines, 1):
         fields = line.rstrip("\r\n").split(" ")
