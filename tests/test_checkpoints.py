@@ -156,3 +156,27 @@ def test_killing_a_process_while_it_saves_never_leaves_a_broken_checkpoint(tmp_p
         for path in out.glob("*.pth"):
             assert "model" in read_checkpoint(str(path)), path
         assert resumable_checkpoint(str(out)) == str(out / tag)
+
+
+def test_fastreid_backbone_pretrain_path_is_read_weights_only(tmp_path, monkeypatch):
+    """fast-reid's ResNet builder calls a bare ``torch.load`` on PRETRAIN_PATH; DMFTrainer.build_model forbids code."""
+    import pickle
+
+    from fastreid.config import get_cfg
+
+    from fastreid_dmf.config import add_dmf_config
+    from fastreid_dmf.engine import DMFTrainer
+
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "resnet18.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "payload": _RunsCodeWhenUnpickled(str(marker))}, path)
+    cfg = get_cfg()
+    add_dmf_config(cfg)
+    cfg.merge_from_file(os.path.join(REPO, "configs", "demo", "fastreid_r18_baseline.yml"))
+    cfg.merge_from_list(["MODEL.BACKBONE.PRETRAIN", "True", "MODEL.BACKBONE.PRETRAIN_PATH", str(path),
+                         "MODEL.DEVICE", "cpu", "MODEL.HEADS.NUM_CLASSES", "4"])
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(pickle.UnpicklingError):
+        DMFTrainer.build_model(cfg)
+    assert not marker.exists()
+    assert torch.load.__module__ == "torch.serialization", "torch.load restored after the block"

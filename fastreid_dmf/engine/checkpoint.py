@@ -14,6 +14,8 @@ This module gives:
   flush, ``fsync``, ``os.replace`` (atomic on POSIX), ``fsync`` the folder;
 * :func:`install_checkpoint_safety`: fast-reid's ``Checkpointer._load_file``, ``save`` and
   ``tag_last_checkpoint`` use the two above (applied by ``import fastreid_dmf``, idempotent);
+* :func:`weights_only_torch_load`: within the block, ``torch.load`` always reads ``weights_only=True``
+  (fast-reid's backbones read ``MODEL.BACKBONE.PRETRAIN_PATH`` with a bare ``torch.load``);
 * :func:`resumable_checkpoint`: the tagged checkpoint, or with a warning the newest one that loads;
 * :func:`load_weights_strict`: ``MODEL.WEIGHTS`` into a model with an error listing missing and
   wrong-shape tensors, and a correct loaded / skipped / missing summary.
@@ -21,10 +23,13 @@ This module gives:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import glob
 import logging
 import os
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +39,8 @@ from torch import nn
 from ..fileio import atomic_write
 
 __all__ = ["CheckpointReadError", "LoadSummary", "atomic_torch_save", "atomic_write_text",
-           "install_checkpoint_safety", "load_weights_strict", "read_checkpoint", "resumable_checkpoint"]
+           "install_checkpoint_safety", "load_weights_strict", "read_checkpoint", "resumable_checkpoint",
+           "weights_only_torch_load"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +151,34 @@ def install_checkpoint_safety() -> None:
         new.__doc__ = f"fast-reid's ``Checkpointer.{name}``, made safe by fastreid_dmf.engine.checkpoint."
         setattr(new, _MARK, True)
         setattr(Checkpointer, name, new)
+
+
+@contextlib.contextmanager
+def weights_only_torch_load() -> Iterator[None]:
+    """Within the block, every ``torch.load`` call reads with ``weights_only=True``, whatever it passes.
+
+    For code that is not ours and calls a bare ``torch.load``: fast-reid's backbone builders
+    (``fastreid/modeling/backbones/*.py``) read ``MODEL.BACKBONE.PRETRAIN_PATH`` that way, so they would
+    unpickle arbitrary objects when torch's default is switched off (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``).
+    ``DMFTrainer.build_model`` builds every model inside this block. Restores ``torch.load`` on exit; not
+    for use while other threads load files.
+
+    Raises:
+        pickle.UnpicklingError: (from torch, inside the block) a file holding pickled objects other than
+            tensors and plain containers.
+    """
+    original = torch.load
+
+    @functools.wraps(original)
+    def load(*args: Any, **kwargs: Any) -> Any:
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    torch.load = load
+    try:
+        yield
+    finally:
+        torch.load = original
 
 
 def _loads(path: str) -> str | None:

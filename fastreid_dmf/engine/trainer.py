@@ -28,7 +28,7 @@ from ..compat import cuda_usable, disable_amp_without_cuda
 from ..config import add_dmf_config, check_dmf_config
 from ..config.defaults import check_lr_schedule
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
-from .checkpoint import load_weights_strict, read_checkpoint, resumable_checkpoint
+from .checkpoint import load_weights_strict, read_checkpoint, resumable_checkpoint, weights_only_torch_load
 from .resume import TrainingProgress
 
 __all__ = ["DMFTrainer", "setup_cfg", "guard_output_dir", "save_results", "train_or_eval",
@@ -142,6 +142,16 @@ class DMFTrainer(DefaultTrainer):
             loader = getattr(self._trainer, "data_loader", None)
             if getattr(loader, "iter", None) is not None and hasattr(loader, "shutdown"):
                 loader.shutdown()
+
+    @classmethod
+    def build_model(cls, cfg):
+        """fast-reid's ``build_model`` with every ``torch.load`` inside reading ``weights_only=True``.
+
+        fast-reid's backbones read ``MODEL.BACKBONE.PRETRAIN_PATH`` with a bare ``torch.load``
+        (:func:`~fastreid_dmf.engine.checkpoint.weights_only_torch_load`).
+        """
+        with weights_only_torch_load():
+            return super().build_model(cfg)
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer, iters_per_epoch):
