@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "remove_stale_temporaries"]
 
 
 def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
@@ -49,3 +50,40 @@ def _fsync_folder(folder: str) -> None:
         pass
     finally:
         os.close(handle)
+
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def remove_stale_temporaries(folder: str, suffixes: tuple[str, ...] = (".pth",)) -> list[str]:
+    """Delete :func:`atomic_write` temporaries left in ``folder`` by processes that were killed.
+
+    Only hidden files named ``.<name>.<pid>.tmp`` whose ``<name>`` ends with one of ``suffixes`` (or is
+    ``last_checkpoint``) and whose ``<pid>`` is not a running process on this machine are removed; no
+    other file is touched.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    for entry in os.listdir(folder):
+        match = _TEMPORARY.match(entry)
+        if not match or not (match["name"].endswith(suffixes) or match["name"] == "last_checkpoint"):
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # its writer is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        path = os.path.join(folder, entry)
+        try:
+            os.remove(path)
+            removed.append(path)
+        except FileNotFoundError:
+            pass
+    return removed

@@ -156,6 +156,8 @@ def test_killing_a_process_while_it_saves_never_leaves_a_broken_checkpoint(tmp_p
         for path in out.glob("*.pth"):
             assert "model" in read_checkpoint(str(path)), path
         assert resumable_checkpoint(str(out)) == str(out / tag)
+        # each new writer removes the temporaries of the killed ones: at most the last kill's remains
+        assert len(list(out.glob(".*.tmp"))) <= 1
 
 
 def test_fastreid_backbone_pretrain_path_is_read_weights_only(tmp_path, monkeypatch):
@@ -180,3 +182,18 @@ def test_fastreid_backbone_pretrain_path_is_read_weights_only(tmp_path, monkeypa
         DMFTrainer.build_model(cfg)
     assert not marker.exists()
     assert torch.load.__module__ == "torch.serialization", "torch.load restored after the block"
+
+
+def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
+    from fastreid_dmf.fileio import remove_stale_temporaries
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = [f".model_0001.pth.{dead.pid}.tmp", f".last_checkpoint.{dead.pid}.tmp",  # removed
+             f".model_0002.pth.{os.getppid()}.tmp",  # writer alive
+             f".cache.json.{dead.pid}.tmp", "model_0001.pth", "notes.tmp"]  # not checkpoint temporaries
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    removed = remove_stale_temporaries(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in removed) == sorted(names[:2])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, remove_stale_temporaries
 
 __all__ = ["CheckpointReadError", "LoadSummary", "atomic_torch_save", "atomic_write_text",
            "install_checkpoint_safety", "load_weights_strict", "read_checkpoint", "resumable_checkpoint",
@@ -118,8 +118,9 @@ def install_checkpoint_safety() -> None:
 
     Replaces, on ``fastreid.utils.checkpoint.Checkpointer``: ``_load_file`` (:func:`read_checkpoint`, a
     plain state dict is wrapped as ``{"model": state}`` as upstream expects), ``save`` (same content and
-    log line as upstream, written with :func:`atomic_torch_save`) and ``tag_last_checkpoint``
-    (:func:`atomic_write_text`). Idempotent; the originals stay in ``__wrapped__``.
+    log line as upstream, written with :func:`atomic_torch_save`, then the temporaries of writes that a
+    kill interrupted are removed: :func:`~fastreid_dmf.fileio.remove_stale_temporaries`) and
+    ``tag_last_checkpoint`` (:func:`atomic_write_text`). Idempotent; the originals stay in ``__wrapped__``.
     """
     from fastreid.utils.checkpoint import Checkpointer
 
@@ -142,6 +143,10 @@ def install_checkpoint_safety() -> None:
         self.logger.info("Saving checkpoint to %s", save_file)
         atomic_torch_save(data, save_file)
         self.tag_last_checkpoint(basename)
+        stale = remove_stale_temporaries(self.save_dir)
+        if stale:
+            self.logger.info("Removed %d temporary file(s) of interrupted checkpoint writes: %s", len(stale),
+                             ", ".join(os.path.basename(p) for p in stale))
 
     def tag_last_checkpoint(self: Any, last_filename_basename: str) -> None:
         atomic_write_text(os.path.join(self.save_dir, _TAG), last_filename_basename)
