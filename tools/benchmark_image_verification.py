@@ -14,7 +14,6 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -23,6 +22,7 @@ sys.path.insert(0, REPO)
 
 import fastreid_dmf  # noqa: E402,F401  (fast-reid compat patches before fastreid.data is imported)
 from fastreid_dmf.benchmarks.image_verification import compare_checks, list_images  # noqa: E402
+from fastreid_dmf.benchmarks.json_report import print_json_report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,11 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and os.path.exists(args.json):
         parser.error(f"--json {args.json!r} already exists; refusing to overwrite it")
     results = {"root": os.path.abspath(args.root), **compare_checks(list_images(args.root), args.repeats)}
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "x", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    print_json_report(results, args.json)
     return 0
 
 
