@@ -19,7 +19,7 @@ def text_encoder():
 @pytest.fixture(scope="session")
 def tiny_benchmark_root(tmp_path_factory):
     """A dataset root holding the bundled benchmark's ``tiny`` preset (FineGPR, SynthMarket, SynthMSMT)."""
-    from fastreid_dmf.data.synthetic import generate_benchmark
+    from fastreid_dmf.tooling.synthetic import generate_benchmark
 
     root = tmp_path_factory.mktemp("tiny_benchmark")
     generate_benchmark(str(root), preset="tiny", seed=0)

@@ -15,7 +15,7 @@ from fastreid.utils.compute_dist import build_dist
 
 from fastreid_dmf.config import add_dmf_config, check_dmf_config
 from fastreid_dmf.engine.trainer import train_or_eval
-from fastreid_dmf.modeling.color_histogram import hsv_stripe_histograms
+from fastreid_dmf.modeling.baselines.color_histogram import hsv_stripe_histograms
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -19,7 +19,7 @@ from fastreid.modeling.meta_arch.baseline import Baseline
 from fastreid.utils.checkpoint import Checkpointer
 
 from fastreid_dmf.config import add_dmf_config
-from fastreid_dmf.modeling import backbone as dmf_backbone_module
+from fastreid_dmf.modeling.dmf import backbone as dmf_backbone_module
 from fastreid_dmf.modeling.export import (
     build_fastreid_vit,
     export_fastreid_vit,

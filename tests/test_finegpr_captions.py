@@ -14,7 +14,14 @@ import pytest
 # fastreid_dmf (imported first by these imports) applies the compat shim that fastreid.data needs on torch 2.
 from fastreid_dmf.data.datasets.finegpr import FineGPR
 from fastreid_dmf.data.descriptions import build_description, sentence_description
-from fastreid_dmf.data.finegpr_convert import (
+from fastreid_dmf.data.finegpr_format import (
+    parse_finegpr_filename,
+    read_attribute_file,
+    read_caption_file,
+    write_attribute_file,
+    write_caption_file,
+)
+from fastreid_dmf.tooling.finegpr_convert import (
     convert_attributes,
     convert_captions,
     generate_captions,
@@ -24,13 +31,6 @@ from fastreid_dmf.data.finegpr_convert import (
     parse_code_maps,
     parse_column_map,
     write_generated_captions,
-)
-from fastreid_dmf.data.finegpr_format import (
-    parse_finegpr_filename,
-    read_attribute_file,
-    read_caption_file,
-    write_attribute_file,
-    write_caption_file,
 )
 
 REPO = Path(__file__).resolve().parents[1]

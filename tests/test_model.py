@@ -8,7 +8,7 @@ from fastreid.modeling.meta_arch import build_model
 from fastreid.utils.events import EventStorage
 
 from fastreid_dmf.config import add_dmf_config
-from fastreid_dmf.modeling.backbone import DMFBackbone
+from fastreid_dmf.modeling.dmf.backbone import DMFBackbone
 from fastreid_dmf.modeling.pretrained import load_pretrained_vit
 
 SMALL = dict(img_size=(32, 16), patch_size=8, stride_size=8, embed_dim=32, depth=2, num_heads=2)

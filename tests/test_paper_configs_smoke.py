@@ -9,9 +9,9 @@ import os
 
 import pytest
 
-from fastreid_dmf.data.synthetic.real_layouts import generate_real_layout_trees
-from fastreid_dmf.engine.smoke import run_smoke_suite
-from fastreid_dmf.evaluation.paper_tables import PAPER_ROWS, PRETRAIN_CONFIGS, output_dir_of, paper_configs, paper_table
+from fastreid_dmf.tooling.paper_tables import PAPER_ROWS, PRETRAIN_CONFIGS, output_dir_of, paper_configs, paper_table
+from fastreid_dmf.tooling.smoke import run_smoke_suite
+from fastreid_dmf.tooling.synthetic.real_layouts import generate_real_layout_trees
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = paper_configs()

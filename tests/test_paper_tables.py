@@ -11,7 +11,7 @@ from fastreid.evaluation.testing import print_csv_format
 
 from fastreid_dmf.config import add_dmf_config, check_dmf_config
 from fastreid_dmf.engine.trainer import save_results
-from fastreid_dmf.evaluation.paper_tables import (
+from fastreid_dmf.tooling.paper_tables import (
     PAPER_ROWS,
     PRETRAIN_CONFIGS,
     TEST_SET_LABELS,

@@ -23,7 +23,7 @@ from transformers import (
     ViTModel,
 )
 
-from fastreid_dmf.modeling.backbone import DMFBackbone
+from fastreid_dmf.modeling.dmf.backbone import DMFBackbone
 from fastreid_dmf.modeling.pretrained import detect_checkpoint_family, load_pretrained_vit, read_state_dict
 
 ATOL = 1e-5

@@ -1,4 +1,4 @@
-"""The Table 1 ablation / main-job table tool (fastreid_dmf.benchmarks.ablation)."""
+"""The Table 1 ablation / main-job table tool (fastreid_dmf.tooling.benchmarks.ablation)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import pytest
 from PIL import Image
 
-from fastreid_dmf.benchmarks.ablation import (
+from fastreid_dmf.tooling.benchmarks.ablation import (
     VARIANTS,
     markdown_table,
     ordering_report,
@@ -92,7 +92,7 @@ def test_tiny_ablation_pretrains_fine_tunes_and_reports_every_seed(tiny_benchmar
 
 
 def test_every_variant_config_exists():
-    from fastreid_dmf.benchmarks.ablation import DEMO
+    from fastreid_dmf.tooling.benchmarks.ablation import DEMO
 
     for variant in VARIANTS.values():
         assert os.path.isfile(os.path.join(DEMO, variant.config)), variant.key

@@ -15,7 +15,7 @@ from fastreid.modeling.meta_arch import build_model
 from fastreid.utils.events import EventStorage
 
 from fastreid_dmf.modeling import text_cache
-from fastreid_dmf.modeling.backbone import DMFBackbone
+from fastreid_dmf.modeling.dmf.backbone import DMFBackbone
 from fastreid_dmf.modeling.text_cache import FileHashCache, encoder_fingerprint
 from fastreid_dmf.modeling.text_encoder import TextTokenEncoder, build_text_encoder
 from tests.test_model import _small_cfg

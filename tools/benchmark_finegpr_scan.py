@@ -142,8 +142,8 @@ def run_benchmark(args: argparse.Namespace, root: str) -> dict[str, object]:
     """Build the tree under ``root`` and take every measurement; returns the results (module docstring)."""
     import fastreid_dmf  # noqa: F401  (fast-reid compat patches, dataset registration)
     from fastreid_dmf.data.datasets.finegpr import FineGPR, scan_finegpr_tree
-    from fastreid_dmf.data.finegpr_convert import generate_captions
     from fastreid_dmf.data.finegpr_format import read_caption_file, write_caption_file
+    from fastreid_dmf.tooling.finegpr_convert import generate_captions
 
     files = args.ids * args.per_id
     scale = FULL_IDS / args.ids
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept the tree in {root}", file=sys.stderr)
         else:
             shutil.rmtree(root)
-    from fastreid_dmf.benchmarks.json_report import print_json_report
+    from fastreid_dmf.tooling.benchmarks.json_report import print_json_report
 
     print_json_report(results, args.json)
     return 0

@@ -3,7 +3,7 @@
 
 Runs both checks on every image under ``--root`` (default: ``$FASTREID_DATASETS``,
 else ``datasets/`` of the repository) in one process, warm cache, best of
-``--repeats`` rounds (see :mod:`fastreid_dmf.benchmarks.image_verification`),
+``--repeats`` rounds (see :mod:`fastreid_dmf.tooling.benchmarks.image_verification`),
 and prints images, seconds, ms per image and the ratio as JSON.
 
 Example::
@@ -21,8 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import fastreid_dmf  # noqa: E402,F401  (fast-reid compat patches before fastreid.data is imported)
-from fastreid_dmf.benchmarks.image_verification import compare_checks, list_images  # noqa: E402
-from fastreid_dmf.benchmarks.json_report import print_json_report  # noqa: E402
+from fastreid_dmf.tooling.benchmarks.image_verification import compare_checks, list_images  # noqa: E402
+from fastreid_dmf.tooling.benchmarks.json_report import print_json_report  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from fastreid_dmf.benchmarks.ablation import ABLATION_VARIANTS, VARIANTS, run_ablation  # noqa: E402
+from fastreid_dmf.tooling.benchmarks.ablation import ABLATION_VARIANTS, VARIANTS, run_ablation  # noqa: E402
 
 
 def main() -> None:

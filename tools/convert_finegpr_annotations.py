@@ -2,7 +2,7 @@
 """Convert FineGPR / FineGPR-C annotations to the attribute and caption files this project reads.
 
 The formats of the FineGPR download's annotations are not published; this
-tool accepts the plausible forms (details: fastreid_dmf/data/finegpr_convert.py)
+tool accepts the plausible forms (details: fastreid_dmf/tooling/finegpr_convert.py)
 and writes the documented CSV files (fastreid_dmf/data/finegpr_format.py):
 
   --attributes FILE      JSON {pid: {attribute: value}} or a list of records, or
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         FileNotFoundError, ValueError: missing or bad inputs (messages name
             the file, line and what was expected).
     """
-    from fastreid_dmf.data import finegpr_convert as conv
+    from fastreid_dmf.tooling import finegpr_convert as conv
 
     if args.attributes:
         code_maps = conv.parse_code_maps(args.codes)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.attributes and args.input_format in ("coco", "text"):
         print(f"convert_finegpr_annotations: --format {args.input_format} is for --captions only", file=sys.stderr)
         return 1
-    import fastreid_dmf.data.finegpr_convert  # noqa: F401  (slow first import of torch/fastreid, not timed)
+    import fastreid_dmf.tooling.finegpr_convert  # noqa: F401  (slow first import of torch/fastreid, not timed)
 
     start = time.perf_counter()
     try:

@@ -15,7 +15,7 @@ import sys
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, REPO)
 
-from fastreid_dmf.evaluation.paper_tables import PAPER_ROWS, paper_table  # noqa: E402
+from fastreid_dmf.tooling.paper_tables import PAPER_ROWS, paper_table  # noqa: E402
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run every paper-table config for a few iterations on look-alike data (see fastreid_dmf/engine/smoke.py).
+"""Run every paper-table config for a few iterations on look-alike data (see fastreid_dmf/tooling/smoke.py).
 
     python tools/smoke_paper_configs.py --workdir output/smoke [--datasets-root DIR] [--config PATH ...]
 
@@ -20,9 +20,9 @@ sys.path.insert(0, REPO)
 import fastreid_dmf  # noqa: E402,F401  (patches fastreid, registers DMF components)
 
 # isort: split
-from fastreid_dmf.data.synthetic.real_layouts import generate_real_layout_trees  # noqa: E402
-from fastreid_dmf.engine.smoke import run_smoke_suite  # noqa: E402
-from fastreid_dmf.evaluation.paper_tables import PAPER_ROWS, paper_configs, paper_table  # noqa: E402
+from fastreid_dmf.tooling.paper_tables import PAPER_ROWS, paper_configs, paper_table  # noqa: E402
+from fastreid_dmf.tooling.smoke import run_smoke_suite  # noqa: E402
+from fastreid_dmf.tooling.synthetic.real_layouts import generate_real_layout_trees  # noqa: E402
 
 
 def main() -> int:

@@ -201,7 +201,7 @@ def check_dmf_config(cfg: CN) -> None:
         _expect(cfg.MODEL.BACKBONE.FEAT_DIM == dmf.EMBED_DIM, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
                 f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM)")
     if cfg.MODEL.META_ARCHITECTURE == "ColorHistogramMatcher":
-        from ..modeling.color_histogram import check_color_hist_params  # lazy, as TEXT_MODES above
+        from ..modeling.baselines.color_histogram import check_color_hist_params  # lazy, as TEXT_MODES above
 
         height = cfg.INPUT.SIZE_TEST[0]
         check_color_hist_params(cfg.MODEL.COLOR_HIST.NUM_STRIPES, tuple(cfg.MODEL.COLOR_HIST.BINS),

@@ -1,13 +1,20 @@
-"""DMF model parts; importing registers BACKBONEs ``build_dmf_backbone`` and ``build_fastreid_vit_backbone``
-(fast-reid's ViT in any shape, the no-text baseline) and META_ARCHs ``DMF`` and ``ColorHistogramMatcher``
-(no-learning baseline) in fast-reid."""
+"""Model parts of fastreid-dmf; importing registers them in fast-reid's registries.
 
-from .backbone import DMFBackbone, build_dmf_backbone
-from .color_histogram import ColorHistogramMatcher, hsv_stripe_histograms
+Shared by every method (this folder): the text encoder and its feature cache (``text_encoder``,
+``text_cache``), pre-trained ViT loading (``pretrained``), export to fast-reid's ViT (``export``) and the
+soft-margin batch-hard triplet loss (``losses``, DMF Eq. 1).
+
+One folder per method, each registering its own components:
+
+* ``dmf/``: BACKBONE ``build_dmf_backbone`` and META_ARCH ``DMF`` (DMF Eq. 2-5);
+* ``baselines/``: BACKBONE ``build_fastreid_vit_backbone`` (fast-reid's ViT in any shape, the no-text
+  baseline) and META_ARCH ``ColorHistogramMatcher`` (no learning).
+"""
+
+from .baselines import ColorHistogramMatcher, build_fastreid_vit_backbone, hsv_stripe_histograms
+from .dmf import DMF, DMFBackbone, build_dmf_backbone
 from .export import build_fastreid_vit, export_fastreid_vit, fold_image_branch
-from .fastreid_vit_backbone import build_fastreid_vit_backbone
 from .losses import batch_hard_triplet_loss, pairwise_distances
-from .meta_arch import DMF
 from .pretrained import detect_checkpoint_family, load_pretrained_vit
 from .text_encoder import TextTokenEncoder, resolve_text_encoder_path
 

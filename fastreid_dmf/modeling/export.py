@@ -1,7 +1,7 @@
 """Export a DMF checkpoint's image branch as a plain fast-reid ``Baseline`` + ViT checkpoint.
 
 Input: a fast-reid ``Checkpointer`` file (``{"model": state_dict, ...}``, keys
-``backbone.*`` of :class:`~fastreid_dmf.modeling.backbone.DMFBackbone` and
+``backbone.*`` of :class:`~fastreid_dmf.modeling.dmf.backbone.DMFBackbone` and
 ``heads.*``). Output: ``{"model": state_dict, "export_info": {...}}`` in the names
 of fast-reid's ``VisionTransformer`` (``fastreid/modeling/backbones/
 vision_transformer.py``, built by ``build_vit_backbone``) and its ``Baseline``

@@ -313,7 +313,7 @@ def source_grid(num_patches: int, target_grid: list[int] | tuple[int, int]) -> t
 
 def adapt_vit_state_dict(state: dict[str, torch.Tensor], model: nn.Module,
                          family: str | None = None) -> dict[str, torch.Tensor]:
-    """Rename/reshape a ViT state dict for :class:`~fastreid_dmf.modeling.backbone.DMFBackbone`.
+    """Rename/reshape a ViT state dict for :class:`~fastreid_dmf.modeling.dmf.backbone.DMFBackbone`.
 
     transformers families are first renamed by :func:`convert_hf_vit_state_dict`.
     Then: strips ``module.``/``backbone.``/``base.`` prefixes, drops classifier
@@ -382,7 +382,7 @@ def load_pretrained_vit(model: nn.Module, path: str) -> dict[str, list[str]]:
     """Load ViT weights from ``path`` into ``model``, skipping what does not fit.
 
     Args:
-        model: a :class:`~fastreid_dmf.modeling.backbone.DMFBackbone` (or any
+        model: a :class:`~fastreid_dmf.modeling.dmf.backbone.DMFBackbone` (or any
             module with the same parameter names).
         path: a checkpoint file or a transformers ``save_pretrained`` folder
             (see :func:`read_state_dict`; the family is detected from the keys).

@@ -1,7 +1,7 @@
 """The bundled synthetic target domains, read by fast-reid's own Market-1501 and MSMT17 parsers.
 
 ``SynthMarket`` and ``SynthMSMT`` are written by
-:func:`fastreid_dmf.data.synthetic.generate_benchmark` (CLI:
+:func:`fastreid_dmf.tooling.synthetic.generate_benchmark` (CLI:
 ``tools/make_demo_data.py``) in the exact layouts of Market-1501 and
 MSMT17_V1; these classes only point fast-reid's parsers at them. They are
 synthetic stand-ins, not the real datasets.

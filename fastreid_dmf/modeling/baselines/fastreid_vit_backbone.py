@@ -16,7 +16,7 @@ from __future__ import annotations
 from fastreid.modeling.backbones import BACKBONE_REGISTRY
 from fastreid.modeling.backbones.vision_transformer import VisionTransformer
 
-from .export import build_fastreid_vit, fastreid_vit_spec
+from ..export import build_fastreid_vit, fastreid_vit_spec
 
 __all__ = ["build_fastreid_vit_backbone"]
 

@@ -28,7 +28,7 @@ from fastreid.config import configurable
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.modeling.meta_arch.baseline import Baseline
 
-from .losses import batch_hard_triplet_loss
+from ..losses import batch_hard_triplet_loss
 
 __all__ = ["DMF", "IMAGE", "TEXT", "FASTREID_LOSSES"]
 
@@ -44,7 +44,7 @@ FASTREID_LOSSES = ("CrossEntropyLoss", "TripletLoss", "CircleLoss", "Cosface")
 
 @META_ARCH_REGISTRY.register()
 class DMF(Baseline):
-    """DMF model: :class:`~fastreid_dmf.modeling.backbone.DMFBackbone` + fast-reid ``EmbeddingHead`` (BNNeck).
+    """DMF model: :class:`~fastreid_dmf.modeling.dmf.backbone.DMFBackbone` + fast-reid ``EmbeddingHead`` (BNNeck).
 
     Input (fast-reid batch dict):
         ``images``: float ``(B, 3, H, W)`` in 0..255 (as fast-reid's loaders give);

@@ -32,8 +32,8 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from .pretrained import load_pretrained_vit
-from .text_encoder import TextTokenEncoder, build_text_encoder
+from ..pretrained import load_pretrained_vit
+from ..text_encoder import TextTokenEncoder, build_text_encoder
 
 __all__ = ["DMFBackbone", "build_dmf_backbone"]
 

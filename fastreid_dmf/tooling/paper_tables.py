@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from tabulate import tabulate
 
-from .report import load_results
+from ..evaluation.report import load_results
 
 __all__ = [
     "TEST_SET_LABELS",

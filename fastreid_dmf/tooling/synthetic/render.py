@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..finegpr_format import (
+from ...data.finegpr_format import (
     ATTRIBUTE_NAMES,
     ATTRIBUTE_VALUES,
     COLORS,

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 from fastreid.data.datasets.msmt17 import TEST_DIR_KEY, TRAIN_DIR_KEY, VERSION_DICT
 
-from ..finegpr_format import ILLUMINATIONS, WEATHERS, write_attribute_file
+from ...data.finegpr_format import ILLUMINATIONS, WEATHERS, write_attribute_file
 from . import layouts
 from .layouts import _MSMT_DATES, _MSMT_PERIODS, JPEG_QUALITY, README_MARKER, _rng, _train_cameras, _viewpoint
 from .render import Environment, Identity, sample_identity
@@ -433,7 +433,7 @@ def _readme(tree: str, folder: str, seed: int, size: LookalikeSize, counts: dict
     lines = [
         README_MARKER,
         "",
-        f"{folder}: a tiny synthetic look-alike made by fastreid-dmf (fastreid_dmf.data.synthetic.real_layouts,",
+        f"{folder}: a tiny synthetic look-alike made by fastreid-dmf (fastreid_dmf.tooling.synthetic.real_layouts,",
         "tools/make_lookalike_data.py). Every image is procedurally drawn; no real person is shown.",
         f"This is NOT the real dataset; it only copies its folder layout and file names ({tree}).",
         f"Read by: {_LOADERS[tree]}.",

@@ -63,9 +63,9 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 
-from .datasets.finegpr import scan_finegpr_tree, select_identity_subset
-from .descriptions import describe_images
-from .finegpr_format import (
+from ..data.datasets.finegpr import scan_finegpr_tree, select_identity_subset
+from ..data.descriptions import describe_images
+from ..data.finegpr_format import (
     ATTRIBUTE_NAMES,
     normalise_attribute_value,
     parse_finegpr_filename,

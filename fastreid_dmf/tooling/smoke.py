@@ -121,7 +121,7 @@ def run_smoke(config: str, workdir: str, vit_checkpoint: str) -> SmokeResult:
     from fastreid.engine import default_argument_parser
 
     from ..config import add_dmf_config
-    from .trainer import train_or_eval
+    from ..engine.trainer import train_or_eval
 
     start = time.time()
     output_dir = ""
@@ -168,7 +168,7 @@ def run_smoke_suite(configs: list[str], workdir: str, datasets_root: str | None 
     Args:
         configs: config paths; a fine-tuning config's ``MODEL.WEIGHTS`` must be
             produced by an earlier entry (as in
-            :func:`fastreid_dmf.evaluation.paper_tables.paper_configs`).
+            :func:`fastreid_dmf.tooling.paper_tables.paper_configs`).
         workdir: empty or new folder for outputs, the tiny ViT checkpoint and caches.
         datasets_root: look-alike dataset root (see ``tools/make_lookalike_data.py``);
             None keeps fast-reid's ``$FASTREID_DATASETS``.

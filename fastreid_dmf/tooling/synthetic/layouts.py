@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..finegpr_format import (
+from ...data.finegpr_format import (
     ILLUMINATIONS,
     NUM_SCENES,
     NUM_VIEWPOINTS,
@@ -344,7 +344,7 @@ def _write_readme(folder: str, title: str, layout: str, preset: str, seed: int, 
         README_MARKER,
         "",
         f"{title}: a synthetic person re-identification dataset made by fastreid-dmf",
-        "(fastreid_dmf.data.synthetic, tools/make_demo_data.py). Every image is procedurally drawn;",
+        "(fastreid_dmf.tooling.synthetic, tools/make_demo_data.py). Every image is procedurally drawn;",
         f"no real person is shown. This is NOT the real dataset whose folder layout it copies ({layout}).",
         "",
         f"preset: {preset}",
