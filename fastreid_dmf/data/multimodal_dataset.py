@@ -22,6 +22,7 @@ from fastreid.data.common import CommDataset
 from fastreid.data.data_utils import read_image
 from PIL import Image
 
+from ..multimodal_batch import IMAGE, TEXT, split_index
 from .samplers import instances_per_epoch
 
 __all__ = ["MultimodalReIDDataset", "UnreadableImageError", "IMAGE_READ_ERRORS"]
@@ -69,7 +70,8 @@ class MultimodalReIDDataset(CommDataset):
             raises :class:`UnreadableImageError`.
 
     Each sample is a dict: ``images`` float ``(3, H, W)``, ``targets`` int,
-    ``camids`` int, ``img_paths`` str, ``modalities`` int (0 image, 1 text),
+    ``camids`` int, ``img_paths`` str, ``modalities`` int (``IMAGE`` / ``TEXT`` of
+    :mod:`fastreid_dmf.multimodal_batch`, the index convention's home too),
     ``texts`` str (the description; "" if the item has none). A substitute
     image sample is the substitute item's sample (its path, camera and
     description; same ``targets``).
@@ -106,12 +108,9 @@ class MultimodalReIDDataset(CommDataset):
         return item[3] if len(item) > 3 and item[3] else ""
 
     def __getitem__(self, index: int) -> dict:
-        num_items = len(self.img_items)
-        if not 0 <= index < 2 * num_items:
-            raise IndexError(f"index {index} outside 0..{2 * num_items - 1}")
-        if index < num_items:
-            return self._image_sample(index)
-        item_index = index - num_items
+        item_index, modality = split_index(index, len(self.img_items))
+        if modality == IMAGE:
+            return self._image_sample(item_index)
         text = self.description(item_index)
         if not text:
             raise ValueError(f"text sample requested for {self.img_items[item_index][0]!r}, which has no description")
@@ -123,7 +122,7 @@ class MultimodalReIDDataset(CommDataset):
             "targets": pid,
             "camids": camid,
             "img_paths": img_path,
-            "modalities": 1,
+            "modalities": TEXT,
             "texts": text,
         }
 
@@ -189,6 +188,6 @@ class MultimodalReIDDataset(CommDataset):
             "targets": pid,
             "camids": camid,
             "img_paths": img_path,
-            "modalities": 0,
+            "modalities": IMAGE,
             "texts": self.description(index),
         }

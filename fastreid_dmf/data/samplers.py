@@ -4,8 +4,7 @@ Each batch holds P identities x K instances; every instance is, with
 probability ``text_ratio``, the description of one of the identity's images
 (a sample of S_t) and otherwise the image itself (a sample of S_i), so a batch
 is drawn from S_i U S_t as in Algorithm 1, line 3. Indices ``0..N-1`` address
-images and ``N..2N-1`` their descriptions (see
-:class:`fastreid_dmf.data.multimodal_dataset.MultimodalReIDDataset`).
+images and ``N..2N-1`` their descriptions (:mod:`fastreid_dmf.multimodal_batch`).
 
 An epoch follows Algorithm 1 too (:func:`instances_per_epoch`): at the paper's
 ``text_ratio`` 0.5 it is |S_i| + |S_t| = 2N instances, so every image and every
@@ -30,6 +29,8 @@ import numpy as np
 from fastreid.data.samplers.triplet_sampler import reorder_index
 from fastreid.utils import comm
 from torch.utils.data.sampler import Sampler
+
+from ..multimodal_batch import text_index
 
 __all__ = ["FASTREID_TRAIN_SAMPLERS", "MultimodalIdentitySampler", "instances_per_epoch"]
 
@@ -135,5 +136,5 @@ class MultimodalIdentitySampler(Sampler):
                 for pid_pos in order[start:start + pids_per_global_batch]:
                     for index in self._instances(rng, self.pids[pid_pos]):
                         is_text = rng.random() < self.text_ratio
-                        batch.append(index + self.num_items if is_text else index)
+                        batch.append(text_index(index, self.num_items) if is_text else index)
                 yield from reorder_index(batch, self._world_size)

@@ -11,31 +11,29 @@ normalises a flipped test batch twice).
 Losses: ``TripletLoss`` is DMF's own soft-margin / squared batch-hard triplet
 (Eq. 1, :func:`~fastreid_dmf.modeling.losses.batch_hard_triplet_loss`); every
 other ``MODEL.LOSSES.NAME`` entry fast-reid's ``Baseline.losses`` computes
-(``CrossEntropyLoss``, ``CircleLoss``, ``Cosface``) is delegated to it, so a DMF
-checkpoint fine-tunes with any fast-reid head/loss config and those losses
-behave exactly as in fast-reid.
+(``CrossEntropyLoss``, ``CircleLoss``, ``Cosface``) is fast-reid's own loss
+function with the same arguments, so a DMF checkpoint fine-tunes with any
+fast-reid head/loss config and those losses behave exactly as in fast-reid.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from fastreid.config import configurable
+from fastreid.modeling.losses import cross_entropy_loss, log_accuracy, pairwise_circleloss, pairwise_cosface
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.modeling.meta_arch.baseline import Baseline
 
+from ...multimodal_batch import TEXT
 from ..losses import batch_hard_triplet_loss
 
-__all__ = ["DMF", "IMAGE", "TEXT", "FASTREID_LOSSES"]
+__all__ = ["DMF", "FASTREID_LOSSES"]
 
 logger = logging.getLogger(__name__)
-
-#: Values of ``batched_inputs["modalities"]``.
-IMAGE, TEXT = 0, 1
 
 #: ``MODEL.LOSSES.NAME`` entries fast-reid 1.4.0's ``Baseline.losses`` computes (it silently ignores any
 #: other name, e.g. ``FocalLoss``, which exists in ``fastreid.modeling.losses`` but is never called there).
@@ -49,7 +47,8 @@ class DMF(Baseline):
     Input (fast-reid batch dict):
         ``images``: float ``(B, 3, H, W)`` in 0..255 (as fast-reid's loaders give);
         ``targets``: int ``(B,)`` identity labels (training);
-        ``modalities`` (optional): int ``(B,)``, 0 = image, 1 = text; absent = all images;
+        ``modalities`` (optional): int ``(B,)``, ``IMAGE`` / ``TEXT`` (:mod:`fastreid_dmf.multimodal_batch`);
+        absent = all images;
         ``texts`` (with text samples): list of B descriptions ("" for images).
 
     Output:
@@ -152,9 +151,11 @@ class DMF(Baseline):
         ``TripletLoss`` -> ``loss_triplet``: DMF's soft-margin (``TRI.MARGIN`` 0) or
         hinge batch-hard triplet (Eq. 1) on ``outputs["features"]`` (squared distances
         when ``MODEL.DMF.TRIPLET_SQUARED``; L2-normalised first when ``TRI.NORM_FEAT``),
-        times ``TRI.SCALE``. Every other name is computed by fast-reid's
-        ``Baseline.losses`` (``fastreid/modeling/meta_arch/baseline.py``) with the same
-        keyword arguments, which also logs the classifier accuracy.
+        times ``TRI.SCALE``. ``CrossEntropyLoss`` (``loss_cls``), ``CircleLoss``
+        (``loss_circle``) and ``Cosface`` (``loss_cosface``) are fast-reid's loss
+        functions (``fastreid/modeling/losses``) called with the keyword arguments
+        fast-reid's ``Baseline.losses`` passes them; the classifier accuracy is logged
+        as there.
 
         Args:
             outputs: the head's training output: ``cls_outputs`` float ``(B, C)``,
@@ -165,12 +166,23 @@ class DMF(Baseline):
             ``{loss name: scalar float tensor}``.
         """
         names = tuple(self.loss_kwargs["loss_names"])
-        # Baseline.losses only reads self.loss_kwargs; give it the names it should compute.
-        delegated = {**self.loss_kwargs, "loss_names": tuple(name for name in names if name != "TripletLoss")}
-        losses = Baseline.losses(SimpleNamespace(loss_kwargs=delegated), outputs, gt_labels)
+        features = outputs["features"]
+        log_accuracy(outputs["pred_class_logits"].detach(), gt_labels)
+        losses = {}
+        if "CrossEntropyLoss" in names:
+            ce = self.loss_kwargs["ce"]
+            losses["loss_cls"] = cross_entropy_loss(outputs["cls_outputs"], gt_labels, ce["eps"],
+                                                    ce["alpha"]) * ce["scale"]
+        if "CircleLoss" in names:
+            circle = self.loss_kwargs["circle"]
+            losses["loss_circle"] = pairwise_circleloss(features, gt_labels, circle["margin"],
+                                                        circle["gamma"]) * circle["scale"]
+        if "Cosface" in names:
+            cosface = self.loss_kwargs["cosface"]
+            losses["loss_cosface"] = pairwise_cosface(features, gt_labels, cosface["margin"],
+                                                      cosface["gamma"]) * cosface["scale"]
         if "TripletLoss" in names:
             tri = self.loss_kwargs["tri"]
-            features = outputs["features"]
             if tri.get("norm_feat", False):
                 features = F.normalize(features, dim=1)
             losses["loss_triplet"] = batch_hard_triplet_loss(features, gt_labels, tri["margin"],
