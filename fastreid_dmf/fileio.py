@@ -1,4 +1,5 @@
-"""Crash-safe file writing shared by the modules that publish files others read (caches, exports)."""
+"""Crash-safe file writing: the one writer for every file the project publishes (caches, checkpoints, exports,
+attribute and caption files, converter outputs), and clean-up of what killed writers leave."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import BinaryIO
 __all__ = ["atomic_write", "remove_stale_temporaries"]
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+def atomic_write(path: str, write: Callable[[BinaryIO], None], verify: Callable[[str], None] | None = None) -> None:
     """Write ``path`` all at once: ``write`` fills a hidden temporary file beside it, which is fsynced and renamed.
 
     Readers therefore see the old file or the complete new one, never a partial
@@ -21,9 +22,12 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
     Args:
         path: destination; its folder must exist.
         write: called once with the open binary temporary file.
+        verify: called with the temporary file's path once it is complete, before the rename; it raises
+            to stop the write (e.g. a read-back check), and ``path`` is then untouched.
 
     Raises:
         OSError: the temporary file cannot be written or renamed (``path`` is unchanged).
+        Exception: whatever ``write`` or ``verify`` raise (``path`` is unchanged).
     """
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
@@ -31,6 +35,8 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

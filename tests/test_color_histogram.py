@@ -16,8 +16,7 @@ from fastreid.utils.compute_dist import build_dist
 from fastreid_dmf.config import add_dmf_config, check_dmf_config
 from fastreid_dmf.engine.trainer import train_or_eval
 from fastreid_dmf.modeling.baselines.color_histogram import hsv_stripe_histograms
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.shared import REPO
 
 # Pure colours and their OpenCV 8-bit HSV values (cv2.COLOR_RGB2HSV: H = hue degrees / 2).
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)  # H 0 / 60 / 120, S 255, V 255

@@ -11,18 +11,18 @@ import pytest
 import torch
 from fastreid.config import get_cfg
 
-from fastreid_dmf.config import add_dmf_config, check_dmf_config
+from fastreid_dmf.config import add_dmf_config, check_dmf_config, load_config
 from fastreid_dmf.engine.trainer import setup_cfg
+from tests.shared import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETRAIN = os.path.join(REPO, "configs", "demo", "dmf_pretrain.yml")  # MultimodalIdentitySampler, CosineAnnealingLR
 
 
 def _cfg(*opts, config: str | None = PRETRAIN):
+    if config:
+        return load_config(config, opts)
     cfg = get_cfg()
     add_dmf_config(cfg)
-    if config:
-        cfg.merge_from_file(config)
     cfg.merge_from_list(list(opts))
     return cfg
 

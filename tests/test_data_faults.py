@@ -18,9 +18,10 @@ from fastreid_dmf.data.build import verify_images
 from fastreid_dmf.data.datasets.finegpr import FineGPR
 from fastreid_dmf.data.finegpr_format import read_attribute_file
 from fastreid_dmf.data.multimodal_dataset import MultimodalReIDDataset, UnreadableImageError
-from tests.test_finegpr_dataset import ATTRS, make_tree
+from tests.shared import ATTRS, make_finegpr_tree
+from tests.shared import REPO as REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(REPO_ROOT)
 BOM = b"\xef\xbb\xbf"
 
 
@@ -140,7 +141,7 @@ def test_error_in_a_dataloader_worker_reaches_the_main_process_naming_the_file(t
 # --------------------------------------------------------------------------- attribute file with a BOM
 
 def test_attribute_file_with_byte_order_mark_is_accepted(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
+    folder = make_finegpr_tree(tmp_path)
     csv_path = folder / "attributes.csv"
     csv_path.write_bytes(BOM + csv_path.read_bytes())
     assert read_attribute_file(str(csv_path)) == ATTRS
@@ -148,7 +149,7 @@ def test_attribute_file_with_byte_order_mark_is_accepted(tmp_path: Path) -> None
 
 
 def test_attribute_file_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
+    folder = make_finegpr_tree(tmp_path)
     csv_path = folder / "attributes.csv"
     csv_path.write_bytes(csv_path.read_bytes().replace(b"blue", b"bl\xe9u"))
     with pytest.raises(ValueError, match="not UTF-8") as info:

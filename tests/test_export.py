@@ -18,7 +18,7 @@ from fastreid.modeling.meta_arch import build_model
 from fastreid.modeling.meta_arch.baseline import Baseline
 from fastreid.utils.checkpoint import Checkpointer
 
-from fastreid_dmf.config import add_dmf_config
+from fastreid_dmf.config import add_dmf_config, load_config
 from fastreid_dmf.modeling.dmf import backbone as dmf_backbone_module
 from fastreid_dmf.modeling.export import (
     build_fastreid_vit,
@@ -27,9 +27,7 @@ from fastreid_dmf.modeling.export import (
     fastreid_vit_spec,
     fold_image_branch,
 )
-from tests.test_model import _small_cfg
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.shared import REPO, small_dmf_cfg
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -37,7 +35,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _dmf_cfg(*opts):
-    cfg = _small_cfg()
+    cfg = small_dmf_cfg()
     cfg.merge_from_list(["MODEL.DMF.IMAGE_EMBED_DIM", 48, "MODEL.DMF.LAYER_SCALE_INIT", 0.1,
                          "MODEL.DMF.TEST_FEAT", "after", *opts])
     return cfg
@@ -181,7 +179,7 @@ def test_config_that_does_not_match_checkpoint_names_the_key(tmp_path):
 
 
 def test_vit_b_dmf_config_maps_to_fastreid_base_depth():
-    cfg = _small_cfg()
+    cfg = small_dmf_cfg()
     cfg.merge_from_list(["MODEL.DMF.EMBED_DIM", 768, "MODEL.DMF.DEPTH", 12, "MODEL.DMF.NUM_HEADS", 12,
                          "MODEL.DMF.PATCH_SIZE", 16, "MODEL.BACKBONE.STRIDE_SIZE", (16, 16)])
     spec = fastreid_vit_spec(cfg)
@@ -194,7 +192,7 @@ def test_vit_b_dmf_config_maps_to_fastreid_base_depth():
 
 
 def _cli_module():
-    spec = importlib.util.spec_from_file_location("export_fastreid_vit_cli", os.path.join(ROOT, "tools",
+    spec = importlib.util.spec_from_file_location("export_fastreid_vit_cli", os.path.join(REPO, "tools",
                                                                                        "export_fastreid_vit.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -205,8 +203,8 @@ def test_cli_exports_end_to_end_in_subprocess(tmp_path):
     cfg = _dmf_cfg()
     checkpoint = _save_checkpoint(_randomised_dmf(cfg), tmp_path / "run", cfg=cfg)
     output = tmp_path / "exported.pth"
-    command = [sys.executable, os.path.join(ROOT, "tools", "export_fastreid_vit.py"), str(checkpoint), str(output)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=180)
+    command = [sys.executable, os.path.join(REPO, "tools", "export_fastreid_vit.py"), str(checkpoint), str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=180)
     assert result.returncode == 0, result.stderr
     assert "folded: backbone.image_proj.weight" in result.stdout and "build_fastreid_vit" in result.stdout
     assert "model" in torch.load(output, weights_only=True)
@@ -230,12 +228,10 @@ def test_cli_refuses_existing_output_and_missing_config(tmp_path, capsys):
 @pytest.mark.parametrize("test_feat", ["before", "after"])
 def test_vit_base_export_evaluates_identically_under_the_bagtricks_vit_baseline_config(tmp_path, test_feat):
     """Paper-size (ViT-B/16, 256x128) DMF -> export -> fast-reid Baseline built from configs/Base-bagtricks-ViT.yml."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cfg = get_fastreid_cfg()
-    add_dmf_config(cfg)
-    cfg.merge_from_file(os.path.join(repo, "configs/paper/table2_market/dmf.yml"))
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.HEADS.NUM_CLASSES", 5,
-                         "MODEL.BACKBONE.PRETRAIN", False, "MODEL.DMF.TEST_FEAT", test_feat])
+    repo = REPO
+    cfg = load_config(os.path.join(repo, "configs/paper/table2_market/dmf.yml"),
+                      ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.HEADS.NUM_CLASSES", 5,
+                       "MODEL.BACKBONE.PRETRAIN", False, "MODEL.DMF.TEST_FEAT", test_feat])
     torch.manual_seed(0)
     dmf = build_model(cfg)
     with torch.no_grad():  # a non-identity F and a trained-looking BNNeck

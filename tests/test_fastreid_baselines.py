@@ -6,23 +6,19 @@ import os
 
 import pytest
 import torch
-from fastreid.config import get_cfg
 from fastreid.modeling import build_model
 from fastreid.modeling.backbones.vision_transformer import VisionTransformer
 from fastreid.modeling.meta_arch.baseline import Baseline
 from fastreid.utils.events import EventStorage
 
-from fastreid_dmf.config import add_dmf_config, check_dmf_config
+from fastreid_dmf.config import check_dmf_config, load_config
+from tests.shared import DEMO_CONFIGS
 
-DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo")
+DEMO = DEMO_CONFIGS
 
 
 def _cfg(name: str, *opts):
-    cfg = get_cfg()
-    add_dmf_config(cfg)
-    cfg.merge_from_file(os.path.join(DEMO, name))
-    cfg.merge_from_list(list(opts))
-    return cfg
+    return load_config(os.path.join(DEMO, name), opts)
 
 
 def test_vit_baseline_is_fastreids_baseline_with_a_vit_of_the_dmf_demo_shape():
@@ -61,8 +57,11 @@ def test_vit_baseline_refuses_imagenet_loading_it_cannot_do():
         build_model(cfg)
 
 
-def test_vit_baseline_width_must_match_the_head():
-    cfg = _cfg("fastreid_vit_baseline.yml", "MODEL.BACKBONE.FEAT_DIM", 64)
+def test_vit_baseline_head_width_follows_the_transformer_width():
+    cfg = _cfg("fastreid_vit_baseline.yml", "MODEL.BACKBONE.FEAT_DIM", 64)  # load_config derives FEAT_DIM
+    assert cfg.MODEL.BACKBONE.FEAT_DIM == cfg.MODEL.DMF.EMBED_DIM
+    check_dmf_config(cfg)
+    cfg.MODEL.BACKBONE.FEAT_DIM = 64  # a config built by hand must still agree
     with pytest.raises(ValueError, match="MODEL.BACKBONE.FEAT_DIM"):
         check_dmf_config(cfg)
 

@@ -32,8 +32,9 @@ from fastreid_dmf.tooling.finegpr_convert import (
     parse_column_map,
     write_generated_captions,
 )
+from tests.shared import REPO as REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(REPO_ROOT)
 
 ATTRS = {
     1: {"gender": "male", "age": "teenager", "hair_length": "short", "glasses": "no", "short_sleeve": "yes",

@@ -7,52 +7,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 # fastreid_dmf (imported first by these imports) applies the compat shim that fastreid.data needs on torch 2;
 # fastreid itself is therefore imported inside the tests, after it.
 from fastreid_dmf.data.datasets.finegpr import FineGPR
 from fastreid_dmf.data.descriptions import build_description
 from fastreid_dmf.data.finegpr_format import (
-    FineGPRCodes,
-    format_finegpr_filename,
     parse_finegpr_filename,
     write_attribute_file,
 )
-
-ATTRS = {
-    3: {"gender": "male", "age": "adult", "hair_length": "short", "glasses": "no", "short_sleeve": "yes",
-        "dress": "no", "boots": "yes", "hat": "yes", "bag": "no", "top_length": "short", "shoes": "light",
-        "upper_color": "blue", "lower_color": "black"},
-    7: {"gender": "female", "age": "teenager", "hair_length": "long", "glasses": "yes", "short_sleeve": "no",
-        "dress": "yes", "boots": "no", "hat": "no", "bag": "yes", "top_length": "long", "shoes": "dark",
-        "upper_color": "red", "lower_color": "white"},
-    12: {"gender": "male", "age": "older", "hair_length": "short", "glasses": "no", "short_sleeve": "no",
-         "dress": "no", "boots": "no", "hat": "no", "bag": "no", "top_length": "long", "shoes": "dark",
-         "upper_color": "gray", "lower_color": "brown"},
-}
-# Codes (camera, weather, illumination, scene) of the images written for every identity.
-IMAGE_CODES = [(28, 3, 5, 1), (1, 1, 1, 3), (10, 6, 7, 2), (19, 2, 4, 5), (5, 7, 2, 9), (36, 4, 6, 8)]
-
-
-def _write_jpeg(path: Path, shade: int = 128) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (8, 16), (shade, 255 - shade, 60)).save(path, "JPEG")
-
-
-def make_tree(root: Path, attrs: dict[int, dict[str, str]] | None = None,
-              codes: list[tuple[int, int, int, int]] | None = None, pids: list[int] | None = None) -> Path:
-    """Write <root>/FineGPR/<pid4>/<pid4>_cXX_wXX_lXX_pXX.jpg plus attributes.csv; return the FineGPR folder."""
-    attrs = ATTRS if attrs is None else attrs
-    codes = IMAGE_CODES if codes is None else codes
-    folder = root / "FineGPR"
-    folder.mkdir(parents=True, exist_ok=True)
-    for pid in (sorted(attrs) if pids is None else pids):
-        for i, (cam, weather, light, scene) in enumerate(codes):
-            name = format_finegpr_filename(FineGPRCodes(pid, cam, weather, light, scene))
-            _write_jpeg(folder / f"{pid:04d}" / name, shade=(pid * 40 + i * 17) % 256)
-    write_attribute_file(str(folder / "attributes.csv"), attrs)
-    return folder
+from tests.shared import ATTRS, IMAGE_CODES, make_finegpr_tree, write_jpeg
 
 
 def test_registered_in_fastreid_registry() -> None:
@@ -62,7 +26,7 @@ def test_registered_in_fastreid_registry() -> None:
 
 
 def test_parses_items_pids_camids_and_descriptions(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
+    folder = make_finegpr_tree(tmp_path)
     (folder / "README.txt").write_text("not an image")
     (folder / "0003" / "notes.txt").write_text("ignored")
     data = FineGPR(root=str(tmp_path))
@@ -86,7 +50,7 @@ def test_parses_items_pids_camids_and_descriptions(tmp_path: Path) -> None:
 
 
 def test_descriptions_reflect_each_identity(tmp_path: Path) -> None:
-    make_tree(tmp_path)
+    make_finegpr_tree(tmp_path)
     data = FineGPR(root=str(tmp_path), text_mode="keywords")
     texts = {pid: {t for _, p, _, t in data.train if p == f"finegpr_{pid}"} for pid in ATTRS}
     for text in texts[3]:
@@ -103,7 +67,7 @@ def test_descriptions_reflect_each_identity(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["sentence", "keywords"])
 def test_environment_off_gives_one_text_per_identity(tmp_path: Path, mode: str) -> None:
-    make_tree(tmp_path)
+    make_finegpr_tree(tmp_path)
     data = FineGPR(root=str(tmp_path), text_mode=mode, text_environment=False)
     for pid, attrs in ATTRS.items():
         texts = {t for _, p, _, t in data.train if p == f"finegpr_{pid}"}
@@ -114,7 +78,7 @@ def test_environment_off_gives_one_text_per_identity(tmp_path: Path, mode: str) 
 def test_identity_attributes_only_for_used_identities(tmp_path: Path) -> None:
     attrs = dict(ATTRS)
     attrs[99] = dict(ATTRS[3], gender="female")  # row without images
-    make_tree(tmp_path, attrs=attrs, pids=[3, 7, 12])
+    make_finegpr_tree(tmp_path, attrs=attrs, pids=[3, 7, 12])
     data = FineGPR(root=str(tmp_path))
     assert data.identity_attributes() == {pid: ATTRS[pid] for pid in (3, 7, 12)}
     assert data.attributes == data.identity_attributes()
@@ -123,7 +87,7 @@ def test_identity_attributes_only_for_used_identities(tmp_path: Path) -> None:
 
 
 def test_attribute_file_absolute_and_relative(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
+    folder = make_finegpr_tree(tmp_path)
     (folder / "meta").mkdir()
     os.replace(folder / "attributes.csv", folder / "meta" / "attrs.csv")
     relative = FineGPR(root=str(tmp_path), attribute_file="meta/attrs.csv")
@@ -133,7 +97,7 @@ def test_attribute_file_absolute_and_relative(tmp_path: Path) -> None:
 
 
 def test_order_is_sorted(tmp_path: Path) -> None:
-    make_tree(tmp_path)
+    make_finegpr_tree(tmp_path)
     paths = [item[0] for item in FineGPR(root=str(tmp_path)).train]
     assert paths == sorted(paths)
 
@@ -143,7 +107,7 @@ def _many_codes(n: int) -> list[tuple[int, int, int, int]]:
 
 
 def test_subset_count_per_identity_and_reproducible(tmp_path: Path) -> None:
-    make_tree(tmp_path, codes=_many_codes(20))
+    make_finegpr_tree(tmp_path, codes=_many_codes(20))
     full = FineGPR(root=str(tmp_path))
     assert len(full.train) == 60
     a = FineGPR(root=str(tmp_path), images_per_identity=5, subset_seed=1)
@@ -161,7 +125,7 @@ def test_subset_count_per_identity_and_reproducible(tmp_path: Path) -> None:
 
 
 def test_subset_keeps_all_when_identity_has_fewer(tmp_path: Path) -> None:
-    make_tree(tmp_path)
+    make_finegpr_tree(tmp_path)
     data = FineGPR(root=str(tmp_path), images_per_identity=len(IMAGE_CODES) + 5)
     assert len(data.train) == len(ATTRS) * len(IMAGE_CODES)
     same = FineGPR(root=str(tmp_path), images_per_identity=len(IMAGE_CODES))
@@ -169,8 +133,8 @@ def test_subset_keeps_all_when_identity_has_fewer(tmp_path: Path) -> None:
 
 
 def test_subset_of_one_identity_does_not_depend_on_others(tmp_path: Path) -> None:
-    make_tree(tmp_path / "all", codes=_many_codes(12))
-    make_tree(tmp_path / "one", codes=_many_codes(12), attrs={7: ATTRS[7]})
+    make_finegpr_tree(tmp_path / "all", codes=_many_codes(12))
+    make_finegpr_tree(tmp_path / "one", codes=_many_codes(12), attrs={7: ATTRS[7]})
     names_all = [os.path.basename(i[0]) for i in FineGPR(root=str(tmp_path / "all"), images_per_identity=3).train
                  if i[1] == "finegpr_7"]
     names_one = [os.path.basename(i[0]) for i in FineGPR(root=str(tmp_path / "one"), images_per_identity=3).train]
@@ -179,13 +143,13 @@ def test_subset_of_one_identity_does_not_depend_on_others(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "3"])
 def test_bad_images_per_identity(tmp_path: Path, bad: object) -> None:
-    make_tree(tmp_path)
+    make_finegpr_tree(tmp_path)
     with pytest.raises(ValueError, match="images_per_identity"):
         FineGPR(root=str(tmp_path), images_per_identity=bad)
 
 
 def test_unknown_text_mode(tmp_path: Path) -> None:
-    make_tree(tmp_path)
+    make_finegpr_tree(tmp_path)
     with pytest.raises(ValueError, match="'captions'"):
         FineGPR(root=str(tmp_path), text_mode="captions")
 
@@ -200,11 +164,11 @@ def test_missing_dataset_folder(tmp_path: Path) -> None:
 
 
 def test_missing_attribute_file(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
+    folder = make_finegpr_tree(tmp_path)
     os.remove(folder / "attributes.csv")
     with pytest.raises(FileNotFoundError, match="attributes.csv"):
         FineGPR(root=str(tmp_path))
-    make_tree(tmp_path)
+    make_finegpr_tree(tmp_path)
     with pytest.raises(FileNotFoundError, match="other.csv"):
         FineGPR(root=str(tmp_path), attribute_file="other.csv")
 
@@ -212,8 +176,8 @@ def test_missing_attribute_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad_name", ["0003_c1_w01_l01_p01.jpg", "0003_c37_w01_l01_p01.jpg", "0003_front.jpg",
                                       "0003_c01_w01_l01_p01.png", "0003_c01_w01_l01_p01.JPG"])
 def test_bad_file_name(tmp_path: Path, bad_name: str) -> None:
-    folder = make_tree(tmp_path)
-    _write_jpeg(folder / "0003" / bad_name)
+    folder = make_finegpr_tree(tmp_path)
+    write_jpeg(folder / "0003" / bad_name)
     with pytest.raises(ValueError) as info:
         FineGPR(root=str(tmp_path))
     message = str(info.value)
@@ -222,15 +186,15 @@ def test_bad_file_name(tmp_path: Path, bad_name: str) -> None:
 
 
 def test_pid_differs_from_folder(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
-    _write_jpeg(folder / "0003" / "0007_c01_w01_l01_p01.jpg")
+    folder = make_finegpr_tree(tmp_path)
+    write_jpeg(folder / "0003" / "0007_c01_w01_l01_p01.jpg")
     with pytest.raises(ValueError) as info:
         FineGPR(root=str(tmp_path))
     assert "0007_c01_w01_l01_p01.jpg" in str(info.value) and "0003" in str(info.value)
 
 
 def test_identity_without_attribute_row(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path, attrs={3: ATTRS[3], 7: ATTRS[7]}, pids=[3, 7, 12])
+    folder = make_finegpr_tree(tmp_path, attrs={3: ATTRS[3], 7: ATTRS[7]}, pids=[3, 7, 12])
     with pytest.raises(ValueError) as info:
         FineGPR(root=str(tmp_path))
     message = str(info.value)
@@ -238,7 +202,7 @@ def test_identity_without_attribute_row(tmp_path: Path) -> None:
 
 
 def test_unknown_attribute_value(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
+    folder = make_finegpr_tree(tmp_path)
     csv_path = folder / "attributes.csv"
     csv_path.write_text(csv_path.read_text().replace("blue", "turquoise"))
     with pytest.raises(ValueError) as info:
@@ -259,7 +223,7 @@ def test_no_images(tmp_path: Path) -> None:
 def test_flat_images_are_reported(tmp_path: Path) -> None:
     folder = tmp_path / "FineGPR"
     write_attribute_file(str(tmp_path / "attributes.csv"), ATTRS)
-    _write_jpeg(folder / "0003_c01_w01_l01_p01.jpg")
+    write_jpeg(folder / "0003_c01_w01_l01_p01.jpg")
     (folder / "images").mkdir()
     with pytest.raises(ValueError) as info:
         FineGPR(root=str(tmp_path), attribute_file=str(tmp_path / "attributes.csv"))
@@ -269,23 +233,23 @@ def test_flat_images_are_reported(tmp_path: Path) -> None:
 
 
 def test_subfolder_in_identity_folder(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
-    _write_jpeg(folder / "0003" / "extra" / "0003_c01_w01_l01_p01.jpg")
+    folder = make_finegpr_tree(tmp_path)
+    write_jpeg(folder / "0003" / "extra" / "0003_c01_w01_l01_p01.jpg")
     with pytest.raises(ValueError, match="sub-folder") as info:
         FineGPR(root=str(tmp_path))
     assert str(folder / "0003" / "extra") in str(info.value)
 
 
 def test_hidden_and_non_pid_entries_ignored(tmp_path: Path) -> None:
-    folder = make_tree(tmp_path)
-    _write_jpeg(folder / ".cache" / "x.jpg")
-    _write_jpeg(folder / "0003" / ".thumb.png")
-    _write_jpeg(folder / "previews" / "whatever.png")
+    folder = make_finegpr_tree(tmp_path)
+    write_jpeg(folder / ".cache" / "x.jpg")
+    write_jpeg(folder / "0003" / ".thumb.png")
+    write_jpeg(folder / "previews" / "whatever.png")
     data = FineGPR(root=str(tmp_path))
     assert len(data.train) == len(ATTRS) * len(IMAGE_CODES)
 
 
 def test_combineall_and_modes_accepted(tmp_path: Path) -> None:
-    make_tree(tmp_path)
+    make_finegpr_tree(tmp_path)
     data = FineGPR(root=str(tmp_path), combineall=True, verbose=False)
     assert len(data.train) == len(ATTRS) * len(IMAGE_CODES)

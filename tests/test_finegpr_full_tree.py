@@ -16,8 +16,9 @@ import fastreid_dmf.data.datasets.finegpr as finegpr_module
 from fastreid_dmf.data.datasets.finegpr import FineGPR
 from fastreid_dmf.data.descriptions import build_description
 from fastreid_dmf.data.finegpr_format import parse_finegpr_filename, write_attribute_file
+from tests.shared import REPO as REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(REPO_ROOT)
 PER_ID = 36 * 7 * 7  # viewpoints x weathers x illuminations = 1,764 images per identity
 PIDS = (4, 17, 250)
 ATTRS = {"gender": "female", "age": "adult", "hair_length": "long", "glasses": "no", "short_sleeve": "no",

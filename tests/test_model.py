@@ -2,31 +2,15 @@
 
 import pytest
 import torch
-from fastreid.config import get_cfg
 from fastreid.modeling.backbones.vision_transformer import VisionTransformer as FastReIDViT
 from fastreid.modeling.meta_arch import build_model
 from fastreid.utils.events import EventStorage
 
-from fastreid_dmf.config import add_dmf_config
 from fastreid_dmf.modeling.dmf.backbone import DMFBackbone
 from fastreid_dmf.modeling.pretrained import load_pretrained_vit
+from tests.shared import MINILM, small_dmf_cfg
 
 SMALL = dict(img_size=(32, 16), patch_size=8, stride_size=8, embed_dim=32, depth=2, num_heads=2)
-
-
-def _small_cfg(text_encoder_name=""):
-    cfg = get_cfg()
-    add_dmf_config(cfg)
-    cfg.merge_from_list([
-        "MODEL.META_ARCHITECTURE", "DMF", "MODEL.BACKBONE.NAME", "build_dmf_backbone", "MODEL.DEVICE", "cpu",
-        "MODEL.BACKBONE.FEAT_DIM", 32, "MODEL.DMF.EMBED_DIM", 32, "MODEL.DMF.DEPTH", 2, "MODEL.DMF.NUM_HEADS", 2,
-        "MODEL.DMF.PATCH_SIZE", 8, "MODEL.BACKBONE.STRIDE_SIZE", (8, 8), "INPUT.SIZE_TRAIN", [32, 16],
-        "MODEL.HEADS.NUM_CLASSES", 3, "MODEL.HEADS.POOL_LAYER", "Identity", "MODEL.HEADS.WITH_BNNECK", True,
-        "MODEL.LOSSES.NAME", ("CrossEntropyLoss", "TripletLoss"), "MODEL.LOSSES.TRI.MARGIN", 0.0,
-        "MODEL.DMF.TEXT_ENCODER.NAME", text_encoder_name, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", 32,
-        "MODEL.BACKBONE.DROP_PATH_RATIO", 0.0, "MODEL.DMF.TEXT_ENCODER.CACHE_DIR", "none",
-    ])
-    return cfg
 
 
 def test_image_path_shapes_and_fastreid_interface():
@@ -99,8 +83,8 @@ def test_text_padding_does_not_change_a_description_feature(text_encoder):
 
 def test_text_features_are_cached_per_description(text_encoder, monkeypatch):
     calls = []
-    original = text_encoder._run_encoder
-    monkeypatch.setattr(text_encoder, "_run_encoder", lambda texts, device: calls.append(list(texts))
+    original = text_encoder.encode
+    monkeypatch.setattr(text_encoder, "encode", lambda texts, device: calls.append(list(texts))
                         or original(texts, device))
     texts = ["cached description one", "cached description two"]
     first, _ = text_encoder(texts)
@@ -122,7 +106,7 @@ def test_text_dim_must_match_encoder(text_encoder):
 
 
 def test_missing_text_encoder_path_is_a_clear_error(tmp_path):
-    from fastreid_dmf.modeling.text_encoder import TextTokenEncoder
+    from fastreid_dmf.modeling.text import TextTokenEncoder
 
     with pytest.raises(FileNotFoundError, match="MODEL.DMF.TEXT_ENCODER.NAME"):
         TextTokenEncoder(str(tmp_path / "no-such-encoder"))
@@ -131,9 +115,8 @@ def test_missing_text_encoder_path_is_a_clear_error(tmp_path):
 
 
 def test_dmf_training_step_mixes_images_and_texts():
-    from tests.conftest import MINILM
 
-    model = build_model(_small_cfg(MINILM)).train()
+    model = build_model(small_dmf_cfg(MINILM)).train()
     images = torch.rand(6, 3, 32, 16) * 255
     before = images.clone()
     batch = {"images": images, "targets": torch.tensor([0, 0, 1, 1, 2, 2]),
@@ -151,7 +134,7 @@ def test_dmf_training_step_mixes_images_and_texts():
 
 
 def test_inference_returns_features_before_or_after_bnneck():
-    cfg = _small_cfg()
+    cfg = small_dmf_cfg()
     model = build_model(cfg).eval()
     model.heads.bottleneck[0].running_mean.fill_(0.5)  # fresh BN statistics would be the identity
     images = torch.rand(4, 3, 32, 16) * 255
@@ -166,7 +149,7 @@ def test_inference_returns_features_before_or_after_bnneck():
 
 
 def test_text_samples_without_encoder_raise():
-    model = build_model(_small_cfg()).train()
+    model = build_model(small_dmf_cfg()).train()
     batch = {"images": torch.zeros(4, 3, 32, 16), "targets": torch.tensor([0, 0, 1, 1]),
              "modalities": torch.tensor([1, 0, 1, 0]), "texts": ["a", "", "b", ""]}
     with pytest.raises(RuntimeError, match="MODEL.DMF.TEXT_ENCODER.NAME"), EventStorage(0):

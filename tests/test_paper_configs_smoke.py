@@ -11,9 +11,9 @@ import pytest
 
 from fastreid_dmf.tooling.paper_tables import PAPER_ROWS, PRETRAIN_CONFIGS, output_dir_of, paper_configs, paper_table
 from fastreid_dmf.tooling.smoke import run_smoke_suite
-from fastreid_dmf.tooling.synthetic.real_layouts import generate_real_layout_trees
+from fastreid_dmf.tooling.synthetic.lookalike_trees import generate_real_layout_trees
+from tests.shared import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = paper_configs()
 
 
@@ -32,13 +32,10 @@ def test_config_trains_and_tests_on_every_target(smoke, config):
     _, outcomes = smoke
     outcome = outcomes[config]
     assert outcome.ok, outcome.error
-    from fastreid.config import get_cfg
 
-    from fastreid_dmf.config import add_dmf_config
+    from fastreid_dmf.config import load_config
 
-    cfg = get_cfg()
-    add_dmf_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, config))
+    cfg = load_config(os.path.join(REPO, config))
     assert list(outcome.results) == list(cfg.DATASETS.TESTS)
     for metrics in outcome.results.values():
         assert 0.0 <= metrics["Rank-1"] <= 100.0 and math.isfinite(metrics["mAP"])

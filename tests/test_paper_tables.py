@@ -5,11 +5,10 @@ import os
 from collections import OrderedDict
 
 import pytest
-from fastreid.config import get_cfg
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.evaluation.testing import print_csv_format
 
-from fastreid_dmf.config import add_dmf_config, check_dmf_config
+from fastreid_dmf.config import check_dmf_config, load_config
 from fastreid_dmf.engine.trainer import save_results
 from fastreid_dmf.tooling.paper_tables import (
     PAPER_ROWS,
@@ -20,15 +19,11 @@ from fastreid_dmf.tooling.paper_tables import (
     paper_table,
     read_run_results,
 )
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.shared import REPO
 
 
 def _load(config):
-    cfg = get_cfg()
-    add_dmf_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, config))
-    return cfg
+    return load_config(os.path.join(REPO, config))
 
 
 @pytest.mark.parametrize("config", paper_configs())

@@ -32,10 +32,10 @@ from scipy.io import savemat
 import fastreid_dmf  # noqa: F401  (compat patches, registration)
 from fastreid_dmf.data.datasets import CUHK03NP, CUHK03NPLabeled, MSMT17All, RandPerson
 from fastreid_dmf.data.datasets.randperson import parse_randperson_name
-from fastreid_dmf.tooling.synthetic.layouts import README_MARKER
-from fastreid_dmf.tooling.synthetic.real_layouts import TREES, LookalikeSize, generate_real_layout_trees
+from fastreid_dmf.tooling.synthetic import README_MARKER, TREES, LookalikeSize, generate_real_layout_trees
+from tests.shared import REPO as REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(REPO_ROOT)
 
 
 def _image(path: Path, shade: int = 0) -> None:

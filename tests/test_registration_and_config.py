@@ -1,5 +1,7 @@
 """import fastreid_dmf registers every component; add_dmf_config gives defaults; bad values fail early."""
 
+import os
+
 import pytest
 from fastreid.config import get_cfg
 from fastreid.data.datasets import DATASET_REGISTRY
@@ -7,6 +9,7 @@ from fastreid.modeling.backbones import BACKBONE_REGISTRY
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 
 from fastreid_dmf.config import add_dmf_config, check_dmf_config
+from tests.shared import DEMO_CONFIGS
 
 
 def test_components_are_in_fastreid_registries():
@@ -66,3 +69,15 @@ def test_trainer_construction_asks_ddp_to_tolerate_unused_modality_parameters():
         wrapper = defaults.DistributedDataParallel
         assert wrapper.func is original and wrapper.keywords == {"find_unused_parameters": True}
     assert defaults.DistributedDataParallel is original
+
+
+def test_feat_dim_is_derived_from_the_transformer_width():
+    from fastreid_dmf.config import load_config
+
+    demo = DEMO_CONFIGS
+    for name in ("dmf_pretrain.yml", "fastreid_vit_baseline.yml"):
+        cfg = load_config(os.path.join(demo, name), ["MODEL.DMF.EMBED_DIM", 96, "MODEL.BACKBONE.FEAT_DIM", 2048])
+        assert cfg.MODEL.BACKBONE.FEAT_DIM == 96, name
+        check_dmf_config(cfg)
+    resnet = load_config(os.path.join(demo, "fastreid_r18_baseline.yml"), ["MODEL.DMF.EMBED_DIM", 96])
+    assert resnet.MODEL.BACKBONE.FEAT_DIM == 512, "other backbones keep their FEAT_DIM"

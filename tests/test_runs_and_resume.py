@@ -12,8 +12,8 @@ import torch
 
 from fastreid_dmf.engine.cli import run_cli
 from fastreid_dmf.engine.trainer import train_or_eval
+from tests.shared import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_NET = os.path.join(REPO, "tools", "train_net.py")
 PRETRAIN = os.path.join(REPO, "configs", "demo", "dmf_pretrain.yml")
 TINY = ["SOLVER.IMS_PER_BATCH", "16", "DATALOADER.NUM_INSTANCE", "4", "DATALOADER.NUM_WORKERS", "0",

@@ -15,14 +15,15 @@ import pytest
 import fastreid_dmf  # noqa: F401  (applies the fastreid compat shims before fastreid.data is imported)
 from fastreid_dmf.data.datasets.synthetic_targets import SynthMarket, SynthMSMT
 from fastreid_dmf.data.finegpr_format import ATTRIBUTE_NAMES, COLORS, parse_finegpr_filename, read_attribute_file
-from fastreid_dmf.tooling.synthetic import generate_benchmark
-from fastreid_dmf.tooling.synthetic.layouts import PRESETS, README_MARKER
-from fastreid_dmf.tooling.synthetic.render import (
+from fastreid_dmf.tooling.synthetic import (
     COLOR_RGB,
     IMAGE_SIZE,
+    PRESETS,
+    README_MARKER,
     STYLES,
     Environment,
     Identity,
+    generate_benchmark,
     render_distractor,
     render_person,
     render_person_with_boxes,

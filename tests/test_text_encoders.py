@@ -14,11 +14,15 @@ import torch
 from fastreid.modeling.meta_arch import build_model
 from fastreid.utils.events import EventStorage
 
-from fastreid_dmf.modeling import text_cache
 from fastreid_dmf.modeling.dmf.backbone import DMFBackbone
-from fastreid_dmf.modeling.text_cache import FileHashCache, encoder_fingerprint
-from fastreid_dmf.modeling.text_encoder import TextTokenEncoder, build_text_encoder
-from tests.test_model import _small_cfg
+from fastreid_dmf.modeling.text import (
+    FileHashCache,
+    TextTokenEncoder,
+    build_text_encoder,
+    encoder_fingerprint,
+    shard_store,
+)
+from tests.shared import MINILM, small_dmf_cfg
 from tests.text_fixtures import HIDDEN, SENTENCES, make_text_encoder, save_weights
 
 FAMILIES = ["data2vec-text", "bert", "roberta"]
@@ -26,7 +30,7 @@ MODEL_CLASSES = {"data2vec-text": "Data2VecTextModel", "bert": "BertModel", "rob
 SMALL = dict(img_size=(32, 16), patch_size=8, stride_size=8, embed_dim=32, depth=2, num_heads=2)
 TEXTS = ["a man in red", SENTENCES[1], SENTENCES[0] + " " + SENTENCES[2]]  # the last one is truncated
 MAX_TOKENS = 24
-LOGGER = "fastreid_dmf.modeling.text_encoder"
+LOGGER = "fastreid_dmf.modeling.text"  # the text package (its modules log to child loggers)
 
 
 @pytest.fixture(scope="session")
@@ -228,7 +232,7 @@ def test_pending_features_are_written_every_n_texts_and_when_the_encoder_is_coll
 
 
 def test_other_ranks_write_their_own_shards_and_not_the_manifest(d2v_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(text_cache, "_rank", lambda: 1)
+    monkeypatch.setattr(shard_store, "current_rank", lambda: 1)
     encoder = TextTokenEncoder(str(d2v_dir), max_tokens=MAX_TOKENS, cache_dir=str(tmp_path / "cache"))
     encoder(TEXTS)
     encoder.flush()
@@ -252,7 +256,7 @@ def test_file_hashes_are_remembered_and_redone_when_a_file_changes(d2v_dir, tmp_
 
 
 def test_cache_dir_setting_none_empty_and_path(d2v_dir, tmp_path):
-    cfg = _small_cfg(str(d2v_dir))
+    cfg = small_dmf_cfg(str(d2v_dir))
     cfg.merge_from_list(["MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", MAX_TOKENS, "OUTPUT_DIR", str(tmp_path / "out"),
                          "MODEL.DMF.TEXT_ENCODER.CACHE_DIR", "none"])
     encoder = build_text_encoder(cfg)
@@ -274,7 +278,7 @@ def test_cache_dir_setting_none_empty_and_path(d2v_dir, tmp_path):
 
 
 def test_unfrozen_encoder_ignores_the_cache_dir_and_says_so(d2v_dir, tmp_path, caplog):
-    cfg = _small_cfg(str(d2v_dir))
+    cfg = small_dmf_cfg(str(d2v_dir))
     cfg.merge_from_list(["MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", MAX_TOKENS, "MODEL.DMF.TEXT_ENCODER.FREEZE", False,
                          "MODEL.DMF.TEXT_ENCODER.CACHE_DIR", str(tmp_path / "cache")])
     with caplog.at_level(logging.INFO, logger=LOGGER):
@@ -285,7 +289,7 @@ def test_unfrozen_encoder_ignores_the_cache_dir_and_says_so(d2v_dir, tmp_path, c
 
 
 def test_dmf_model_built_by_fastreid_reuses_the_persistent_cache(d2v_dir, tmp_path, monkeypatch):
-    cfg = _small_cfg(str(d2v_dir))
+    cfg = small_dmf_cfg(str(d2v_dir))
     cfg.merge_from_list(["MODEL.DMF.TEXT_DIM", HIDDEN, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", MAX_TOKENS,
                          "OUTPUT_DIR", str(tmp_path / "run"), "MODEL.DMF.TEXT_ENCODER.CACHE_DIR", ""])
     batch = {"images": torch.rand(4, 3, 32, 16) * 255, "targets": torch.tensor([0, 0, 1, 1]),
@@ -311,7 +315,7 @@ def test_dmf_model_built_by_fastreid_reuses_the_persistent_cache(d2v_dir, tmp_pa
 def test_fine_tuned_encoder_trains_at_its_lr_factor_and_everything_else_at_fastreids_lr(d2v_dir, factor):
     from fastreid_dmf.engine.trainer import DMFTrainer
 
-    cfg = _small_cfg(str(d2v_dir))
+    cfg = small_dmf_cfg(str(d2v_dir))
     cfg.merge_from_list(["MODEL.DMF.TEXT_DIM", HIDDEN, "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", MAX_TOKENS,
                          "MODEL.DMF.TEXT_ENCODER.FREEZE", False, "MODEL.DMF.TEXT_ENCODER.LR_FACTOR", factor,
                          "SOLVER.OPT", "SGD", "SOLVER.BASE_LR", 0.01, "SOLVER.BIAS_LR_FACTOR", 2.0,
@@ -360,8 +364,7 @@ def weights_never_load(monkeypatch):
 
 
 def _minilm_folder() -> str:
-    from fastreid_dmf.modeling.text_encoder import resolve_text_encoder_path
-    from tests.conftest import MINILM
+    from fastreid_dmf.modeling.text import resolve_text_encoder_path
 
     return resolve_text_encoder_path(MINILM)
 
@@ -426,7 +429,7 @@ def test_intact_minilm_is_accepted_with_its_whole_vocabulary(text_encoder):
 def test_vocabulary_rule_is_half_the_embedding_table():
     from types import SimpleNamespace
 
-    from fastreid_dmf.modeling.text_encoder import check_tokenizer_vocabulary
+    from fastreid_dmf.modeling.text import check_tokenizer_vocabulary
 
     check_tokenizer_vocabulary("enc", "/enc", range(500), SimpleNamespace(vocab_size=1000))
     with pytest.raises(ValueError, match="has 499 tokens for a model with vocab_size=1000"):

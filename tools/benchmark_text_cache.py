@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark of the text-feature cache (``fastreid_dmf.modeling.text_encoder``); not a test.
+"""Benchmark of the text-feature cache (``fastreid_dmf.modeling.text``); not a test.
 
 Measures, for N FineGPR-style descriptions (random attributes and environment codes, sentence mode):
 
@@ -32,8 +32,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import fastreid_dmf  # noqa: E402,F401  (patches fastreid)
 from fastreid_dmf.data.descriptions import build_description  # noqa: E402
 from fastreid_dmf.data.finegpr_format import ATTRIBUTE_VALUES, FineGPRCodes  # noqa: E402
-from fastreid_dmf.modeling.text_cache import FileHashCache, encoder_fingerprint  # noqa: E402
-from fastreid_dmf.modeling.text_encoder import TextTokenEncoder, resolve_text_encoder_path  # noqa: E402
+from fastreid_dmf.modeling.text import (  # noqa: E402
+    FileHashCache,
+    TextTokenEncoder,
+    encoder_fingerprint,
+    resolve_text_encoder_path,
+)
 
 
 def make_descriptions(num: int, seed: int = 0) -> list[str]:
@@ -90,25 +94,16 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         fresh = TextTokenEncoder(args.encoder, max_tokens=args.max_tokens, cache_dir=cache)
         build_s = time.perf_counter() - start
-        store = fresh._store  # time the shard writes (every flush_every texts and the last one) separately
-        write_s = [0.0]
-        untimed_flush = store.flush
-
-        def timed_flush() -> int:
-            begin = time.perf_counter()
-            written = untimed_flush()
-            write_s[0] += time.perf_counter() - begin
-            return written
-
-        store.flush = timed_flush
         fresh_s = _encode_all(fresh, texts, args.batch)
         fresh.flush()
+        # shard writes (every flush_every texts and the last one), timed by the cache itself
+        write_s = fresh.cache_stats.write_seconds
         memory_s = _encode_all(fresh, texts, args.batch)
-        tokens = sum(fresh._cache[t].shape[0] for t in texts) / len(texts)
+        tokens = sum(fresh.feature_cache.get(t).shape[0] for t in texts) / len(texts)
         print(f"{args.num} descriptions, {tokens:.1f} tokens on average, hidden {fresh.hidden_size}, "
               f"batches of {args.batch}; encoder construction {build_s:.2f} s")
         print(f"fresh (encoder runs):      {fresh_s:8.3f} s  {1000 * fresh_s / len(texts):7.3f} ms/description")
-        print(f"  of which shard writes:   {write_s[0]:8.3f} s  cache folder {_folder_mb(fresh.cache_folder):.1f} MB, "
+        print(f"  of which shard writes:   {write_s:8.3f} s  cache folder {_folder_mb(fresh.cache_folder):.1f} MB, "
               f"{len(os.listdir(fresh.cache_folder)) - 1} shard files")
         print(f"in-memory cache:           {memory_s:8.3f} s  {1000 * memory_s / len(texts):7.3f} ms/description")
 
@@ -120,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"after restart (from disk): {restart_s:8.3f} s  {1000 * restart_s / len(texts):7.3f} ms/description "
               f"(construction {rebuild_s:.2f} s; misses {stats.misses}, loaded from disk {stats.loaded_from_disk})")
         print(f"speed-up vs fresh: restart x{fresh_s / restart_s:.0f}, in-memory x{fresh_s / memory_s:.0f}")
+        fresh.feature_cache.close()
+        restarted.feature_cache.close()
     finally:
         if not args.workdir:
             shutil.rmtree(workdir)

@@ -23,9 +23,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import fastreid_dmf  # noqa: E402,F401  (first: patches fastreid, registers DMF components)
 
 # isort: split
-from fastreid.config import get_cfg  # noqa: E402
 
-from fastreid_dmf.config import add_dmf_config  # noqa: E402
+from fastreid_dmf.config import load_config  # noqa: E402
 from fastreid_dmf.modeling.export import export_fastreid_vit  # noqa: E402
 
 
@@ -58,11 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: DMF config {config_file!r} not found; pass --config-file with the config of the run that "
               "wrote the checkpoint", file=sys.stderr)
         return 2
-    cfg = get_cfg()
-    add_dmf_config(cfg)
     try:
-        cfg.merge_from_file(config_file)
-        cfg.merge_from_list(args.opts)
+        cfg = load_config(config_file, args.opts)
     except (AssertionError, KeyError, ValueError) as error:  # yacs reports bad keys/values with these
         print(f"error: config {config_file} with overrides {args.opts}: {error}", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 """Generate the bundled synthetic Re-ID benchmark (FineGPR-like source + SynthMarket + SynthMSMT).
 
 Writes ``<root>/FineGPR``, ``<root>/synth_market`` and ``<root>/synth_msmt``
-(layouts: ``fastreid_dmf.tooling.synthetic.layouts``) and prints the counts and
+(layouts: ``fastreid_dmf.tooling.synthetic.benchmark``) and prints the counts and
 the elapsed seconds. Existing non-empty dataset folders are kept unless
 ``--overwrite`` is given, and even then only folders made by this tool are
 replaced.
@@ -23,7 +23,7 @@ import time
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see ``--help``)."""
-    from fastreid_dmf.tooling.synthetic.layouts import PRESETS
+    from fastreid_dmf.tooling.synthetic.benchmark import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=os.environ.get("FASTREID_DATASETS", "datasets"),
@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the generator; returns the process exit code (0 ok, 1 refused to overwrite)."""
     args = parse_args(argv)
-    from fastreid_dmf.tooling.synthetic.layouts import generate_benchmark
+    from fastreid_dmf.tooling.synthetic.benchmark import generate_benchmark
 
     start = time.perf_counter()
     try:

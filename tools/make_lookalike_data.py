@@ -5,7 +5,7 @@ Writes, under the fast-reid dataset root, ``Market-1501-v15.09.15/``,
 ``DukeMTMC-reID/``, ``MSMT17_V1/`` (or ``MSMT17_V2/``), ``cuhk03-np/``,
 ``cuhk03/`` (images + new-protocol ``.mat`` split files),
 ``randperson_subset/`` and ``FineGPR/`` (layouts:
-``fastreid_dmf.tooling.synthetic.real_layouts``), then prints the counts, the
+``fastreid_dmf.tooling.synthetic.lookalike_trees``), then prints the counts, the
 size on disk and the elapsed seconds. They load through fast-reid's own
 ``Market1501``, ``DukeMTMC``, ``MSMT17`` and fastreid-dmf's ``MSMT17All``,
 ``CUHK03NP``, ``CUHK03NPLabeled``, ``RandPerson``, ``FineGPR``. The images are
@@ -31,7 +31,7 @@ import time
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (see ``--help``)."""
-    from fastreid_dmf.tooling.synthetic.real_layouts import TREES, LookalikeSize
+    from fastreid_dmf.tooling.synthetic.lookalike_trees import TREES, LookalikeSize
 
     default = LookalikeSize()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the generator; returns the exit code (0 ok, 1 refused to overwrite, 2 bad size)."""
     args = parse_args(argv)
-    from fastreid_dmf.tooling.synthetic.real_layouts import LookalikeSize, generate_real_layout_trees, tree_folder
+    from fastreid_dmf.tooling.synthetic.lookalike_trees import LookalikeSize, generate_real_layout_trees, tree_folder
 
     size = LookalikeSize(train_ids=args.train_ids, train_images_per_id=args.images_per_id, test_ids=args.test_ids,
                          finegpr_ids=args.train_ids, finegpr_images_per_id=args.images_per_id)

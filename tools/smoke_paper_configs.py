@@ -22,7 +22,7 @@ import fastreid_dmf  # noqa: E402,F401  (patches fastreid, registers DMF compone
 # isort: split
 from fastreid_dmf.tooling.paper_tables import PAPER_ROWS, paper_configs, paper_table  # noqa: E402
 from fastreid_dmf.tooling.smoke import run_smoke_suite  # noqa: E402
-from fastreid_dmf.tooling.synthetic.real_layouts import generate_real_layout_trees  # noqa: E402
+from fastreid_dmf.tooling.synthetic.lookalike_trees import generate_real_layout_trees  # noqa: E402
 
 
 def main() -> int:

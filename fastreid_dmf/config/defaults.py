@@ -7,10 +7,12 @@ README.md, "Config keys", documents each key.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
 
 from fastreid.config import CfgNode as CN
 
-__all__ = ["add_dmf_config", "check_dmf_config", "check_lr_schedule"]
+__all__ = ["TEST_FEATS", "add_dmf_config", "check_dmf_config", "check_lr_schedule", "derive_feat_dim", "load_config"]
 
 #: Learning-rate schedulers fast-reid builds (``fastreid/solver/build.py``, ``build_lr_scheduler``).
 _SCHEDULERS = ("MultiStepLR", "CosineAnnealingLR")
@@ -28,7 +30,8 @@ def add_dmf_config(cfg: CN) -> None:
 
     Keys (defaults in brackets):
 
-    * ``MODEL.DMF.EMBED_DIM`` [768]: width D of the shared transformer.
+    * ``MODEL.DMF.EMBED_DIM`` [768]: width D of the shared transformer; ``MODEL.BACKBONE.FEAT_DIM``
+      is derived from it (:func:`derive_feat_dim`).
     * ``MODEL.DMF.IMAGE_EMBED_DIM`` [0]: width D_i of the patch embedding
       ("Image2vec", DMF Eq. 3); 0 means D_i = D, and then the projection F
       starts as the identity.
@@ -102,25 +105,25 @@ def add_dmf_config(cfg: CN) -> None:
       another image of the same identity).
     """
     cfg.MODEL.DMF = CN()
-    cfg.MODEL.DMF.EMBED_DIM = 768
-    cfg.MODEL.DMF.IMAGE_EMBED_DIM = 0
-    cfg.MODEL.DMF.DEPTH = 12
-    cfg.MODEL.DMF.NUM_HEADS = 12
-    cfg.MODEL.DMF.MLP_RATIO = 4.0
-    cfg.MODEL.DMF.QKV_BIAS = True
-    cfg.MODEL.DMF.PATCH_SIZE = 16
-    cfg.MODEL.DMF.LN_EPS = 1e-6
+    cfg.MODEL.DMF.EMBED_DIM = 768  # D, width of the shared transformer (FEAT_DIM follows it)
+    cfg.MODEL.DMF.IMAGE_EMBED_DIM = 0  # D_i of the patch embedding (Eq. 3); 0: D_i = D, projection F_i identity
+    cfg.MODEL.DMF.DEPTH = 12  # blocks of the shared transformer (ViT-B: 12)
+    cfg.MODEL.DMF.NUM_HEADS = 12  # attention heads per block; D must divide by it
+    cfg.MODEL.DMF.MLP_RATIO = 4.0  # MLP hidden width / D
+    cfg.MODEL.DMF.QKV_BIAS = True  # bias in the attention q, k, v projection
+    cfg.MODEL.DMF.PATCH_SIZE = 16  # P, image patch side in pixels (Eq. 3)
+    cfg.MODEL.DMF.LN_EPS = 1e-6  # LayerNorm epsilon (timm / TransReID ViTs: 1e-6)
     cfg.MODEL.DMF.TEXT_ENCODER = CN()
-    cfg.MODEL.DMF.TEXT_ENCODER.NAME = ""
-    cfg.MODEL.DMF.TEXT_ENCODER.FREEZE = True
-    cfg.MODEL.DMF.TEXT_ENCODER.MAX_TOKENS = 64
-    cfg.MODEL.DMF.TEXT_ENCODER.CACHE_DIR = ""
-    cfg.MODEL.DMF.TEXT_ENCODER.LR_FACTOR = 0.1
-    cfg.MODEL.DMF.LAYER_SCALE_INIT = 0.0
-    cfg.MODEL.DMF.TEXT_DIM = 384
-    cfg.MODEL.DMF.TEST_FEAT = "before"
-    cfg.MODEL.DMF.TRIPLET_SQUARED = True
-    cfg.MODEL.DMF.SKIP_LOAD_KEYS = ()
+    cfg.MODEL.DMF.TEXT_ENCODER.NAME = ""  # local transformers folder / pkg:// path of the text encoder (Eq. 5)
+    cfg.MODEL.DMF.TEXT_ENCODER.FREEZE = True  # frozen (paper) and cached; False fine-tunes it
+    cfg.MODEL.DMF.TEXT_ENCODER.MAX_TOKENS = 64  # L, tokenizer truncation length, special tokens included
+    cfg.MODEL.DMF.TEXT_ENCODER.CACHE_DIR = ""  # feature cache root; "" = OUTPUT_DIR/text_feature_cache, "none" = off
+    cfg.MODEL.DMF.TEXT_ENCODER.LR_FACTOR = 0.1  # LR multiplier of a fine-tuned (FREEZE False) encoder
+    cfg.MODEL.DMF.LAYER_SCALE_INIT = 0.0  # LayerScale initial gamma (BEiT / data2vec); 0 = none
+    cfg.MODEL.DMF.TEXT_DIM = 384  # D_t, the text encoder's hidden size, input of the projection F_t (Eq. 5)
+    cfg.MODEL.DMF.TEST_FEAT = "before"  # test feature before or after the BNNeck (TEST_FEATS)
+    cfg.MODEL.DMF.TRIPLET_SQUARED = True  # squared distances in the soft-margin triplet, as Eq. 1 writes them
+    cfg.MODEL.DMF.SKIP_LOAD_KEYS = ()  # MODEL.WEIGHTS key prefixes not loaded (fine-tuning: "heads.weight")
     cfg.MODEL.DMF.ALLOW_PARTIAL_LOAD = False  # True: missing / wrong-shape MODEL.WEIGHTS tensors keep their init
     cfg.MODEL.DMF.EVAL_UNTRAINED = False  # True: --eval-only may evaluate a random init (no MODEL.WEIGHTS)
 
@@ -131,26 +134,74 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.DATALOADER.TEXT_RATIO = 0.5  # P(text) per instance (Algorithm 1); epoch = N / max(r, 1 - r) instances
 
     cfg.DATASETS.FINEGPR = CN()
-    cfg.DATASETS.FINEGPR.ATTRIBUTE_FILE = "attributes.csv"
-    cfg.DATASETS.FINEGPR.TEXT_MODE = "sentence"
-    cfg.DATASETS.FINEGPR.TEXT_ENVIRONMENT = True
-    cfg.DATASETS.FINEGPR.CAPTION_FILE = "captions.csv"
-    cfg.DATASETS.FINEGPR.IMAGES_PER_ID = 0
-    cfg.DATASETS.FINEGPR.SUBSET_SEED = 0
+    cfg.DATASETS.FINEGPR.ATTRIBUTE_FILE = "attributes.csv"  # per-identity attributes, under <root>/FineGPR/
+    cfg.DATASETS.FINEGPR.TEXT_MODE = "sentence"  # sentence (FineGPR-C style), keywords (Fig. 2) or caption
+    cfg.DATASETS.FINEGPR.TEXT_ENVIRONMENT = True  # weather, illumination and viewpoint in the text
+    cfg.DATASETS.FINEGPR.CAPTION_FILE = "captions.csv"  # captions for TEXT_MODE caption, under <root>/FineGPR/
+    cfg.DATASETS.FINEGPR.IMAGES_PER_ID = 0  # images kept per identity (the paper: 11); 0 = all
+    cfg.DATASETS.FINEGPR.SUBSET_SEED = 0  # seed of that choice
     cfg.DATASETS.VTEST_REID = CN()
-    cfg.DATASETS.VTEST_REID.ROOT = ""
+    cfg.DATASETS.VTEST_REID.ROOT = ""  # folder of the real VTestReID set; "" = the copy in the package
     cfg.DATASETS.HOLDOUT = CN()
     cfg.DATASETS.HOLDOUT.NUM_IDS = 0  # identities per training set kept out of training, for validation
     cfg.DATASETS.HOLDOUT.SEED = 0  # seed of that draw (same identities in every run)
     cfg.DATASETS.HOLDOUT.NAMES = ()  # training datasets that lose them; () = every dataset in DATASETS.NAMES
     cfg.DATASETS.VERIFY_IMAGES = True  # full decode of every training image before training
-    cfg.DATASETS.SKIP_UNREADABLE = False
-    cfg.SEED = -1
+    cfg.DATASETS.SKIP_UNREADABLE = False  # skip unreadable images (counted) instead of stopping
+    cfg.SEED = -1  # >= 0: seeds Python / NumPy / torch and the sampler (reproducible, exact resume)
 
 
 def _expect(ok: bool, key: str, value: object, expected: str) -> None:
     if not ok:
         raise ValueError(f"config {key}={value!r}: expected {expected}")
+
+
+#: Values of ``MODEL.DMF.TEST_FEAT``: the test feature before or after the BNNeck.
+TEST_FEATS = ("before", "after")
+
+#: Backbones whose output width is ``MODEL.DMF.EMBED_DIM`` (the BNNeck head reads ``MODEL.BACKBONE.FEAT_DIM``).
+_TRANSFORMER_BACKBONES = ("build_dmf_backbone", "build_fastreid_vit_backbone")
+
+
+def derive_feat_dim(cfg: CN) -> None:
+    """Set ``MODEL.BACKBONE.FEAT_DIM`` to ``MODEL.DMF.EMBED_DIM`` for this project's transformer backbones.
+
+    fast-reid's heads size the BNNeck and classifier from ``FEAT_DIM``; for ``build_dmf_backbone`` and
+    ``build_fastreid_vit_backbone`` it can only be the transformer width, so configs set ``EMBED_DIM``
+    alone. Called by ``setup_cfg`` after the config is merged (any ``FEAT_DIM`` given is replaced);
+    other backbones are untouched.
+
+    Raises:
+        AttributeError: ``cfg`` is frozen or lacks ``add_dmf_config``'s keys.
+    """
+    if cfg.MODEL.BACKBONE.NAME in _TRANSFORMER_BACKBONES:
+        cfg.MODEL.BACKBONE.FEAT_DIM = cfg.MODEL.DMF.EMBED_DIM
+
+
+def load_config(config_file: str, opts: Sequence = ()) -> CN:
+    """fast-reid's defaults + :func:`add_dmf_config` + ``config_file`` + ``opts``, with derived keys set.
+
+    The one way a config is read (``setup_cfg``, the export tool, the tooling): the merged config gets
+    :func:`derive_feat_dim`. Not checked and not frozen (``setup_cfg`` does both).
+
+    Args:
+        config_file: a YAML config (``_BASE_`` inheritance as in fast-reid).
+        opts: trailing ``KEY VALUE`` overrides, as on fast-reid's command line.
+
+    Raises:
+        FileNotFoundError: ``config_file`` is not a file.
+        KeyError, ValueError, AssertionError: yacs's errors for unknown keys or bad values.
+    """
+    from fastreid.config import get_cfg
+
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(f"--config-file {config_file!r} is not a file")
+    cfg = get_cfg()
+    add_dmf_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    derive_feat_dim(cfg)
+    return cfg
 
 
 def check_dmf_config(cfg: CN) -> None:
@@ -174,7 +225,7 @@ def check_dmf_config(cfg: CN) -> None:
     _check_datasets(cfg)
     _check_loader_and_solver(cfg)
     dmf = cfg.MODEL.DMF
-    _expect(dmf.TEST_FEAT in ("before", "after"), "MODEL.DMF.TEST_FEAT", dmf.TEST_FEAT, "'before' or 'after'")
+    _expect(dmf.TEST_FEAT in TEST_FEATS, "MODEL.DMF.TEST_FEAT", dmf.TEST_FEAT, " or ".join(map(repr, TEST_FEATS)))
     _expect(0.0 <= cfg.DATALOADER.TEXT_RATIO <= 1.0, "DATALOADER.TEXT_RATIO", cfg.DATALOADER.TEXT_RATIO,
             "a probability in [0, 1]")
     _expect(dmf.EMBED_DIM > 0 and dmf.EMBED_DIM % dmf.NUM_HEADS == 0, "MODEL.DMF.EMBED_DIM", dmf.EMBED_DIM,
@@ -197,9 +248,11 @@ def check_dmf_config(cfg: CN) -> None:
             "of training)")
     _expect(dmf.LAYER_SCALE_INIT >= 0, "MODEL.DMF.LAYER_SCALE_INIT", dmf.LAYER_SCALE_INIT,
             "0 (no LayerScale) or a positive initial scale")
-    if cfg.MODEL.META_ARCHITECTURE == "DMF" or cfg.MODEL.BACKBONE.NAME == "build_fastreid_vit_backbone":
+    if cfg.MODEL.META_ARCHITECTURE == "DMF" or cfg.MODEL.BACKBONE.NAME in _TRANSFORMER_BACKBONES:
+        # setup_cfg derives FEAT_DIM (derive_feat_dim); a config built by hand must agree.
         _expect(cfg.MODEL.BACKBONE.FEAT_DIM == dmf.EMBED_DIM, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
-                f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM)")
+                f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM; "
+                "derive_feat_dim sets it)")
     if cfg.MODEL.META_ARCHITECTURE == "ColorHistogramMatcher":
         from ..modeling.baselines.color_histogram import check_color_hist_params  # lazy, as TEXT_MODES above
 

@@ -3,8 +3,9 @@
 fast-reid picks its train sampler with a fixed if/elif
 (``fastreid/data/build.py``, ``_train_loader_from_config``), so the plugin
 builds the dataset and sampler itself and hands both to fast-reid's own
-``build_reid_train_loader``; test loaders are fast-reid's, with per-dataset
-constructor arguments taken from the config.
+``build_reid_train_loader``; test loaders are fast-reid's. Each dataset reads
+its own constructor arguments from the config
+(:func:`~fastreid_dmf.data.datasets.from_config.dataset_kwargs`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from fastreid.data.transforms import build_transforms
 from fastreid.utils import comm
 from PIL import Image, ImageFile
 
-from .datasets.holdout import split_holdout
+from .datasets.from_config import dataset_kwargs
+from .datasets.holdout import holdout_sources, split_holdout
 from .multimodal_dataset import IMAGE_READ_ERRORS, MultimodalReIDDataset
 from .samplers import MultimodalIdentitySampler
 
@@ -35,27 +37,6 @@ logger = logging.getLogger(__name__)
 def datasets_root() -> str:
     """fast-reid's dataset root: ``$FASTREID_DATASETS`` as read when fastreid was imported (default "datasets")."""
     return fastreid_build._root
-
-
-def dataset_kwargs(cfg, name: str) -> dict:
-    """Constructor keyword arguments for registered dataset ``name`` from the config ({} for fast-reid's own)."""
-    if name == "FineGPR":
-        fine = cfg.DATASETS.FINEGPR
-        return {"attribute_file": fine.ATTRIBUTE_FILE, "text_mode": fine.TEXT_MODE,
-                "text_environment": fine.TEXT_ENVIRONMENT, "images_per_identity": fine.IMAGES_PER_ID,
-                "subset_seed": fine.SUBSET_SEED, "caption_file": fine.CAPTION_FILE}
-    if name == "VTestReID":
-        return {"vtest_root": cfg.DATASETS.VTEST_REID.ROOT}
-    if name == "HeldOutValidation":
-        return {"sources": [(source, dataset_kwargs(cfg, source)) for source in holdout_sources(cfg)],
-                "num_ids": cfg.DATASETS.HOLDOUT.NUM_IDS, "seed": cfg.DATASETS.HOLDOUT.SEED}
-    return {}
-
-
-def holdout_sources(cfg) -> tuple[str, ...]:
-    """Training datasets that lose ``DATASETS.HOLDOUT.NUM_IDS`` identities: ``DATASETS.HOLDOUT.NAMES``, or all
-    of ``DATASETS.NAMES`` when that is empty."""
-    return tuple(cfg.DATASETS.HOLDOUT.NAMES) or tuple(cfg.DATASETS.NAMES)
 
 
 def load_train_items(cfg) -> list[tuple]:

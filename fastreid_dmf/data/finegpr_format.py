@@ -61,10 +61,13 @@ attribute file (``--generate-captions``).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from ..fileio import atomic_write
 
 __all__ = [
     "ATTRIBUTE_VALUES",
@@ -84,9 +87,11 @@ __all__ = [
     "CAPTION_HEADER",
     "normalise_attribute_value",
     "read_attribute_file",
+    "format_attribute_file",
     "write_attribute_file",
     "caption_image_key",
     "read_caption_file",
+    "format_caption_file",
     "write_caption_file",
 ]
 
@@ -304,8 +309,8 @@ def _read_attribute_rows(path: str) -> dict[int, dict[str, str]]:
     return table
 
 
-def write_attribute_file(path: str, table: dict[int, dict[str, str]]) -> None:
-    """Write ``{pid: {attribute: value}}`` in the format read by :func:`read_attribute_file`.
+def format_attribute_file(table: dict[int, dict[str, str]]) -> str:
+    """The text of an attribute CSV for ``{pid: {attribute: value}}`` (read back by :func:`read_attribute_file`).
 
     Raises:
         ValueError: an identity lacks an attribute or has an unknown value.
@@ -315,11 +320,22 @@ def write_attribute_file(path: str, table: dict[int, dict[str, str]]) -> None:
             if name not in attrs:
                 raise ValueError(f"identity {pid} has no value for attribute '{name}'")
             _normalise_value(name, attrs[name], f"identity {pid}")
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(("pid", *ATTRIBUTE_NAMES))
-        for pid in sorted(table):
-            writer.writerow((pid, *(table[pid][a] for a in ATTRIBUTE_NAMES)))
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(("pid", *ATTRIBUTE_NAMES))
+    for pid in sorted(table):
+        writer.writerow((pid, *(table[pid][a] for a in ATTRIBUTE_NAMES)))
+    return text.getvalue()
+
+
+def write_attribute_file(path: str, table: dict[int, dict[str, str]]) -> None:
+    """Write ``{pid: {attribute: value}}`` in the format read by :func:`read_attribute_file`, atomically.
+
+    Raises:
+        ValueError: an identity lacks an attribute or has an unknown value (nothing is written).
+    """
+    text = format_attribute_file(table)
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def caption_image_key(image: str, where: str) -> str:
@@ -442,21 +458,12 @@ def read_caption_file(path: str) -> dict[str, str]:
     return captions
 
 
-def write_caption_file(path: str, captions: Mapping[str, str], overwrite: bool = False) -> None:
-    """Write ``{image: caption}`` in the format read by :func:`read_caption_file`.
+def format_caption_file(captions: Mapping[str, str]) -> str:
+    """The text of a caption CSV for ``{image: caption}`` (read back by :func:`read_caption_file`).
 
     Rows are sorted by file name; ``image`` is written as the base file name.
-    Everything is checked before the file is touched, and the file is written
-    to a temporary name in the same folder first, so a failure leaves no
-    partial file.
-
-    Args:
-        path: output file.
-        captions: image file names (or ``<pid4>/<name>`` paths) -> caption.
-        overwrite: replace an existing ``path``; False refuses.
 
     Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
         ValueError: a bad image name, an empty or multi-line caption, or two
             keys naming the same image; the message names the entry.
     """
@@ -473,19 +480,30 @@ def write_caption_file(path: str, captions: Mapping[str, str], overwrite: bool =
         if not text or "\n" in text or "\r" in text:
             _check_caption_text(caption, f"caption entry {image!r}")  # raises
         rows[key] = text
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CAPTION_HEADER)
+    for key in sorted(rows):
+        writer.writerow((key, rows[key]))
+    return out.getvalue()
+
+
+def write_caption_file(path: str, captions: Mapping[str, str], overwrite: bool = False) -> None:
+    """Write ``{image: caption}`` in the format read by :func:`read_caption_file`, atomically.
+
+    Everything is checked before the file is touched (:func:`format_caption_file`), and
+    :func:`~fastreid_dmf.fileio.atomic_write` publishes it, so a failure leaves no partial file.
+
+    Args:
+        path: output file.
+        captions: image file names (or ``<pid4>/<name>`` paths) -> caption.
+        overwrite: replace an existing ``path``; False refuses.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        ValueError: see :func:`format_caption_file`.
+    """
+    text = format_caption_file(captions)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"caption file {path!r} already exists; refusing to overwrite it (pass overwrite=True)")
-    tmp_path = f"{path}.{os.getpid()}.tmp"
-    created = False
-    try:
-        with open(tmp_path, "x", newline="", encoding="utf-8") as handle:
-            created = True
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(CAPTION_HEADER)
-            for key in sorted(rows):
-                writer.writerow((key, rows[key]))
-        os.replace(tmp_path, path)
-    except BaseException:
-        if created and os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))

@@ -8,8 +8,9 @@ and loads ``MODEL.WEIGHTS`` of another width by skipping every mismatched tensor
 
 This module gives:
 
-* :func:`read_checkpoint`: ``torch.load(..., weights_only=True)`` with one clear error for a missing,
-  empty, truncated, non-PyTorch or pickle-carrying file;
+* :func:`~fastreid_dmf.checkpoint_files.read_checkpoint` (the project's one checkpoint reader, re-exported
+  here): ``torch.load(..., weights_only=True)`` with one clear error for a missing, empty, truncated,
+  non-PyTorch or pickle-carrying file;
 * :func:`atomic_torch_save` / :func:`atomic_write_text`: write to a temporary file in the same folder,
   flush, ``fsync``, ``os.replace`` (atomic on POSIX), ``fsync`` the folder;
 * :func:`install_checkpoint_safety`: fast-reid's ``Checkpointer._load_file``, ``save`` and
@@ -28,7 +29,6 @@ import functools
 import glob
 import logging
 import os
-import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoint_files import CheckpointReadError, read_checkpoint, strip_key_prefix
 from ..fileio import atomic_write, remove_stale_temporaries
 
 __all__ = ["CheckpointReadError", "LoadSummary", "atomic_torch_save", "atomic_write_text",
@@ -46,57 +47,6 @@ logger = logging.getLogger(__name__)
 
 _MARK = "_fastreid_dmf_checkpoint_safety"
 _TAG = "last_checkpoint"
-
-
-class CheckpointReadError(ValueError):
-    """A checkpoint file exists but cannot be used; the message names the file and what is wrong with it."""
-
-
-def read_checkpoint(path: str) -> dict:
-    """Read a PyTorch checkpoint with ``torch.load(path, map_location="cpu", weights_only=True)``.
-
-    Args:
-        path: a file written by ``torch.save`` (fast-reid checkpoints, ``export``'s state dicts).
-
-    Returns:
-        The loaded object if it is a dict (tensors on the CPU); fast-reid checkpoints hold ``"model"``.
-
-    Raises:
-        FileNotFoundError: ``path`` is not a file.
-        CheckpointReadError: the file is empty, truncated (an interrupted write), not a ``torch.save``
-            file (a text file, a JPEG), not a dict, or holds pickled Python objects other than tensors and
-            plain containers (refused: unpickling them could run arbitrary code).
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} is not a file")
-    if os.path.getsize(path) == 0:
-        raise CheckpointReadError(f"checkpoint {path!r} is empty (0 bytes): a write was interrupted")
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    # torch.save writes a zip archive (torch >= 1.6) or, legacy, a pickle starting with the PROTO opcode.
-    if magic[:4] != b"PK\x03\x04" and magic[:1] != b"\x80":
-        raise CheckpointReadError(f"{path!r} is not a PyTorch checkpoint written by torch.save (it starts with "
-                                  f"{magic!r}; expected a zip archive)")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        culprit = next((line for line in lines if "Unsupported" in line), None)
-        if culprit is not None:
-            raise CheckpointReadError(
-                f"checkpoint {path!r} holds pickled Python objects other than tensors and plain containers; "
-                f"refusing to unpickle them (they could run code). Only load files you trust, and re-save "
-                f"their tensors with torch.save(state_dict). Detail: {culprit}") from None
-        raise CheckpointReadError(f"{path!r} is truncated or not a PyTorch checkpoint written by torch.save "
-                                  f"({lines[-1] if lines else type(err).__name__})") from None
-    except Exception as err:  # noqa: BLE001  (zip reader, unpickler on garbage: IndexError, KeyError, EOFError...)
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointReadError(f"{path!r} is truncated or not a PyTorch checkpoint written by torch.save "
-                                  f"({detail})") from None
-    if not isinstance(loaded, dict):
-        raise CheckpointReadError(f"checkpoint {path!r} holds a {type(loaded).__name__}, expected a dict "
-                                  "(a state dict or fast-reid's {'model': state_dict, ...})")
-    return loaded
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:
@@ -283,7 +233,7 @@ def load_weights_strict(model: nn.Module, path: str, skip_prefixes: tuple[str, .
     state = checkpoint.get("model", checkpoint)
     if not isinstance(state, dict):
         raise CheckpointReadError(f"checkpoint {path!r}: 'model' holds a {type(state).__name__}, expected a state dict")
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    state = {strip_key_prefix(k, "module."): v for k, v in state.items()}
     prefixes = tuple(skip_prefixes)
     own = model.state_dict()
     summary = LoadSummary()

@@ -111,7 +111,7 @@ class TrainingProgress:
         Raises:
             OSError: a text-feature cache folder cannot be written.
         """
-        from ..modeling.text_encoder import TextTokenEncoder  # lazy: engine must not load modeling at import
+        from ..modeling.text import TextTokenEncoder  # lazy: engine must not load modeling at import
 
         for module in self.trainer.model.modules():
             if isinstance(module, TextTokenEncoder):

@@ -15,7 +15,6 @@ import os
 from collections.abc import Iterator
 
 import torch
-from fastreid.config import get_cfg
 from fastreid.engine import DefaultTrainer, default_setup
 from fastreid.engine import defaults as fastreid_defaults
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
@@ -25,7 +24,7 @@ from fastreid.utils.env import seed_all_rng
 from fastreid.utils.logger import setup_logger
 
 from ..compat import cuda_usable, disable_amp_without_cuda
-from ..config import add_dmf_config, check_dmf_config
+from ..config import check_dmf_config, load_config
 from ..config.defaults import check_lr_schedule
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
 from .checkpoint import load_weights_strict, read_checkpoint, resumable_checkpoint, weights_only_torch_load
@@ -291,7 +290,8 @@ def setup_cfg(args):
     """Build the config from ``args`` (fast-reid's ``default_argument_parser``) and run fast-reid's setup.
 
     Order: fast-reid defaults -> :func:`add_dmf_config` -> ``--config-file``
-    -> trailing ``KEY VALUE`` overrides -> checks (before any data or model is built).
+    -> trailing ``KEY VALUE`` overrides -> derived keys (``FEAT_DIM`` from ``MODEL.DMF.EMBED_DIM``)
+    -> checks (before any data or model is built).
 
     With ``--eval-only`` the run writes into :func:`eval_output_dir` (``OUTPUT_DIR/eval_<n>`` when
     OUTPUT_DIR already holds files).
@@ -300,12 +300,7 @@ def setup_cfg(args):
         ValueError, FileExistsError: bad keys/values or an output folder holding checkpoints.
         PermissionError, NotADirectoryError: OUTPUT_DIR cannot be written (:func:`check_output_dir_writable`).
     """
-    cfg = get_cfg()
-    add_dmf_config(cfg)
-    if not os.path.isfile(args.config_file):
-        raise FileNotFoundError(f"--config-file {args.config_file!r} is not a file")
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = load_config(args.config_file, args.opts)
     check_dmf_config(cfg)
     cfg = disable_amp_without_cuda(cfg)
     cfg = _cpu_without_cuda(cfg)

@@ -1,8 +1,9 @@
 """Model parts of fastreid-dmf; importing registers them in fast-reid's registries.
 
-Shared by every method (this folder): the text encoder and its feature cache (``text_encoder``,
-``text_cache``), pre-trained ViT loading (``pretrained``), export to fast-reid's ViT (``export``) and the
-soft-margin batch-hard triplet loss (``losses``, DMF Eq. 1).
+Shared by every method (this folder): the text pipeline (``text/``: encoder loading, tokenising +
+encoding, the feature cache; DMF Eq. 5 before the projection), pre-trained ViT loading
+(``pretrained``), export to fast-reid's ViT (``export``) and the soft-margin batch-hard triplet loss
+(``losses``, DMF Eq. 1).
 
 One folder per method, each registering its own components:
 
@@ -16,7 +17,7 @@ from .dmf import DMF, DMFBackbone, build_dmf_backbone
 from .export import build_fastreid_vit, export_fastreid_vit, fold_image_branch
 from .losses import batch_hard_triplet_loss, pairwise_distances
 from .pretrained import detect_checkpoint_family, load_pretrained_vit
-from .text_encoder import TextTokenEncoder, resolve_text_encoder_path
+from .text import TextTokenEncoder, resolve_text_encoder_path
 
 __all__ = ["DMF", "DMFBackbone", "build_dmf_backbone", "batch_hard_triplet_loss", "pairwise_distances",
            "load_pretrained_vit", "detect_checkpoint_family", "export_fastreid_vit", "fold_image_branch",

@@ -52,6 +52,8 @@ from fastreid.config import get_cfg as get_fastreid_cfg
 from fastreid.modeling.backbones.vision_transformer import PatchEmbed_overlap, VisionTransformer
 from torch import nn
 
+from ..checkpoint_files import read_checkpoint, strip_key_prefix
+from ..config.defaults import TEST_FEATS
 from ..data.samplers import FASTREID_TRAIN_SAMPLERS
 from ..fileio import atomic_write
 
@@ -96,7 +98,7 @@ def fold_image_branch(state: Mapping[str, torch.Tensor], qk_scale_factor: float 
     Raises:
         ValueError: ``state`` is not a DMF model state dict (names the missing keys and ``source``).
     """
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {strip_key_prefix(k, "module."): v for k, v in state.items()}
     missing = [k for k in _REQUIRED if k not in state]
     if missing:
         raise ValueError(f"{source}: not a DMF checkpoint; missing {', '.join(missing)} (expected the 'model' "
@@ -208,7 +210,7 @@ def _copy_common(src: CfgNode, dst: CfgNode) -> None:
 
 
 def _check_test_feat(test_feat: str) -> None:
-    if test_feat not in ("before", "after"):
+    if test_feat not in TEST_FEATS:
         raise ValueError(f"test_feat={test_feat!r}: expected 'before' or 'after' (MODEL.DMF.TEST_FEAT)")
 
 
@@ -281,8 +283,8 @@ def read_dmf_checkpoint(path: str) -> dict[str, torch.Tensor]:
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"DMF checkpoint {path!r} is not a file (expected e.g. OUTPUT_DIR/model_final.pth)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    checkpoint = read_checkpoint(path)
+    state = checkpoint.get("model", checkpoint)
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a fast-reid checkpoint {{'model': state_dict, ...}} or a state dict")
     return state

@@ -60,6 +60,8 @@ import torch
 from timm.layers import resample_abs_pos_embed
 from torch import nn
 
+from ..checkpoint_files import read_checkpoint, strip_key_prefix
+
 __all__ = ["source_grid", "read_state_dict", "read_hf_config", "detect_checkpoint_family", "convert_hf_vit_state_dict",
            "adapt_vit_state_dict", "load_pretrained_vit"]
 
@@ -116,7 +118,7 @@ def _load_weights_file(path: str) -> dict:
         for shard in sorted(set(weight_map.values())):
             state.update(_load_weights_file(os.path.join(folder, shard)))
         return state
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return read_checkpoint(path)
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -179,10 +181,6 @@ def read_hf_config(path: str) -> dict | None:
     return config if isinstance(config, dict) and "model_type" in config else None
 
 
-def _strip_module(key: str) -> str:
-    return key[len("module."):] if key.startswith("module.") else key
-
-
 def detect_checkpoint_family(state: dict[str, torch.Tensor], hf_config: dict | None = None) -> str:
     """Name the checkpoint family from its keys.
 
@@ -198,7 +196,7 @@ def detect_checkpoint_family(state: dict[str, torch.Tensor], hf_config: dict | N
         when every layer has a key bias and no LayerScale, else ``"beit"``
         (data2vec-vision has the same layout).
     """
-    keys = [_strip_module(k) for k in state]
+    keys = [strip_key_prefix(k, "module.") for k in state]
     for prefix, family in _HF_PREFIXES.items():
         if any(k.startswith(prefix + "embeddings.") or k.startswith(prefix + "encoder.") for k in keys):
             return family
@@ -236,7 +234,7 @@ def convert_hf_vit_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch
     qkv: dict[int, dict[tuple[str, str], tuple[str, torch.Tensor]]] = {}
     dropped, relative = [], []
     for key, value in state.items():
-        name = _strip_module(key)
+        name = strip_key_prefix(key, "module.")
         for prefix in _HF_PREFIXES:
             if name.startswith(prefix):
                 name = name[len(prefix):]
@@ -336,8 +334,7 @@ def adapt_vit_state_dict(state: dict[str, torch.Tensor], model: nn.Module,
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         for prefix in _STRIP_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
+            key = strip_key_prefix(key, prefix)
         if key.startswith(_DROP_PREFIXES):
             continue
         out[key] = value

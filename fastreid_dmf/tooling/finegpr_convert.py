@@ -67,13 +67,14 @@ from ..data.datasets.finegpr import scan_finegpr_tree, select_identity_subset
 from ..data.descriptions import describe_images
 from ..data.finegpr_format import (
     ATTRIBUTE_NAMES,
+    format_attribute_file,
+    format_caption_file,
     normalise_attribute_value,
     parse_finegpr_filename,
     read_attribute_file,
     read_caption_file,
-    write_attribute_file,
-    write_caption_file,
 )
+from ..fileio import atomic_write
 
 __all__ = [
     "ATTRIBUTE_COLUMNS",
@@ -642,38 +643,30 @@ def _check_output(output: str, overwrite: bool, inputs: Iterable[str] = ()) -> N
         raise FileNotFoundError(f"output folder {folder!r} does not exist")
 
 
-def _temporary_path(output: str) -> str:
-    return f"{output}.{os.getpid()}.converting.tmp"
+def _write_checked(content: dict, output: str, overwrite: bool, format_text, read, what: str) -> None:
+    """Publish ``format_text(content)`` at ``output`` atomically, once the written file reads back as ``content``.
 
-
-def _publish(tmp: str, output: str, overwrite: bool) -> None:
-    if os.path.exists(output) and not overwrite:  # appeared while converting
-        os.remove(tmp)
+    Raises:
+        FileExistsError: ``output`` exists and ``overwrite`` is False.
+        RuntimeError: the file does not read back as written (``output`` is untouched).
+    """
+    text = format_text(content)
+    if os.path.exists(output) and not overwrite:
         raise FileExistsError(f"output {output!r} already exists; refusing to overwrite it (pass --overwrite)")
-    os.replace(tmp, output)
 
-
-def _write_checked(content: dict, output: str, overwrite: bool, write, read, what: str) -> None:
-    """Write ``content`` with ``write`` to a temporary file, check that ``read`` gives it back, then publish it."""
-    tmp = _temporary_path(output)
-    if os.path.exists(tmp):
-        raise FileExistsError(f"temporary file {tmp!r} exists; remove it and run again")
-    try:
-        write(tmp, content)
+    def reads_back(tmp: str) -> None:
         if read(tmp) != content:
             raise RuntimeError(f"{what} file {tmp!r} does not read back as written")
-        _publish(tmp, output, overwrite)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    atomic_write(output, lambda handle: handle.write(text.encode("utf-8")), verify=reads_back)
 
 
 def _write_attributes_checked(table: dict[int, dict[str, str]], output: str, overwrite: bool) -> None:
-    _write_checked(table, output, overwrite, write_attribute_file, read_attribute_file, "attribute")
+    _write_checked(table, output, overwrite, format_attribute_file, read_attribute_file, "attribute")
 
 
 def _write_captions_checked(captions: dict[str, str], output: str, overwrite: bool) -> None:
-    _write_checked(captions, output, overwrite, write_caption_file, read_caption_file, "caption")
+    _write_checked(captions, output, overwrite, format_caption_file, read_caption_file, "caption")
 
 
 def convert_attributes(

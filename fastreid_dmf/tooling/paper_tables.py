@@ -182,16 +182,9 @@ def output_dir_of(config_path: str) -> str:
     Raises:
         FileNotFoundError: no such config file.
     """
-    from fastreid.config import get_cfg
+    from ..config import load_config
 
-    from ..config import add_dmf_config
-
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"config file {config_path!r} not found")
-    cfg = get_cfg()
-    add_dmf_config(cfg)
-    cfg.merge_from_file(config_path)
-    return cfg.OUTPUT_DIR
+    return load_config(config_path).OUTPUT_DIR
 
 
 def _fmt(score: Score | None) -> str:

@@ -117,19 +117,16 @@ def run_smoke(config: str, workdir: str, vit_checkpoint: str) -> SmokeResult:
     ``fastreid.data.build._root`` when set by the caller). Never raises for a
     failing run: the error is in the returned :class:`SmokeResult`.
     """
-    from fastreid.config import get_cfg
     from fastreid.engine import default_argument_parser
 
-    from ..config import add_dmf_config
+    from ..config import load_config
     from ..engine.trainer import train_or_eval
 
     start = time.time()
     output_dir = ""
     handlers_before = _log_handlers()
     try:
-        cfg = get_cfg()
-        add_dmf_config(cfg)
-        cfg.merge_from_file(config)
+        cfg = load_config(config)
         opts = smoke_overrides(cfg, workdir, vit_checkpoint)
         output_dir = opts[opts.index("OUTPUT_DIR") + 1]
         args = default_argument_parser().parse_args(["--config-file", config])

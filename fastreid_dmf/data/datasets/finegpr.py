@@ -295,6 +295,14 @@ class FineGPR(ImageDataset):
     dataset_name = "finegpr"
     dataset_dir = "FineGPR"
 
+    @classmethod
+    def kwargs_from_config(cls, cfg) -> dict:
+        """Constructor arguments from ``DATASETS.FINEGPR.*`` (see :func:`~.from_config.dataset_kwargs`)."""
+        fine = cfg.DATASETS.FINEGPR
+        return {"attribute_file": fine.ATTRIBUTE_FILE, "text_mode": fine.TEXT_MODE,
+                "text_environment": fine.TEXT_ENVIRONMENT, "images_per_identity": fine.IMAGES_PER_ID,
+                "subset_seed": fine.SUBSET_SEED, "caption_file": fine.CAPTION_FILE}
+
     def __init__(
         self,
         root: str = "datasets",

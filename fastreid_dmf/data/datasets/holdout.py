@@ -26,7 +26,9 @@ import numpy as np
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.datasets.bases import ImageDataset
 
-__all__ = ["HeldOutValidation", "split_holdout", "query_gallery_split"]
+from .from_config import dataset_kwargs
+
+__all__ = ["HeldOutValidation", "holdout_sources", "split_holdout", "query_gallery_split"]
 
 
 def split_holdout(items: Sequence[tuple], num_ids: int, seed: int = 0) -> tuple[list[tuple], list[tuple]]:
@@ -87,6 +89,12 @@ def query_gallery_split(items: Sequence[tuple], seed: int = 0) -> tuple[list[tup
     return query, gallery
 
 
+def holdout_sources(cfg) -> tuple[str, ...]:
+    """Training datasets that lose ``DATASETS.HOLDOUT.NUM_IDS`` identities: ``DATASETS.HOLDOUT.NAMES``, or all
+    of ``DATASETS.NAMES`` when that is empty."""
+    return tuple(cfg.DATASETS.HOLDOUT.NAMES) or tuple(cfg.DATASETS.NAMES)
+
+
 @DATASET_REGISTRY.register()
 class HeldOutValidation(ImageDataset):
     """Query/gallery of the identities held out from the training sets (``DATASETS.HOLDOUT``).
@@ -105,6 +113,12 @@ class HeldOutValidation(ImageDataset):
     """
 
     dataset_name = "heldoutvalidation"
+
+    @classmethod
+    def kwargs_from_config(cls, cfg) -> dict:
+        """Sources (:func:`holdout_sources` with their own config arguments), ``NUM_IDS`` and ``SEED``."""
+        return {"sources": [(source, dataset_kwargs(cfg, source)) for source in holdout_sources(cfg)],
+                "num_ids": cfg.DATASETS.HOLDOUT.NUM_IDS, "seed": cfg.DATASETS.HOLDOUT.SEED}
 
     def __init__(self, root: str = "datasets", sources: Sequence[tuple[str, dict]] = (), num_ids: int = 0,
                  seed: int = 0, **kwargs) -> None:

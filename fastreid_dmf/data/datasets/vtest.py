@@ -113,6 +113,11 @@ class VTestReID(Market1501):
     dataset_name = "vtestreid"
     dataset_dir = ""
 
+    @classmethod
+    def kwargs_from_config(cls, cfg) -> dict:
+        """``{"vtest_root": DATASETS.VTEST_REID.ROOT}`` (see :func:`~.from_config.dataset_kwargs`)."""
+        return {"vtest_root": cfg.DATASETS.VTEST_REID.ROOT}
+
     def __init__(self, root: str = "datasets", vtest_root: str = "", **kwargs) -> None:
         folder = resolve_vtest_root(root, vtest_root)
         self.vtest_root = folder

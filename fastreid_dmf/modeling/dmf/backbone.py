@@ -33,7 +33,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from ..pretrained import load_pretrained_vit
-from ..text_encoder import TextTokenEncoder, build_text_encoder
+from ..text import TextTokenEncoder, build_text_encoder
 
 __all__ = ["DMFBackbone", "build_dmf_backbone"]
 

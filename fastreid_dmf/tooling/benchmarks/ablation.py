@@ -36,7 +36,7 @@ from dataclasses import dataclass
 __all__ = ["Variant", "VARIANTS", "MAIN_JOB_VARIANTS", "ABLATION_VARIANTS", "summarize", "ordering_report",
            "markdown_table", "plot_chart", "run_ablation"]
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))  # the checkout (configs/, tools/)
 DEMO = os.path.join(REPO, "configs", "demo")
 
 

@@ -29,19 +29,22 @@ tree key           folder and file names                         read by
 ``RandPerson``     ``randperson_subset/randperson_subset/         ``RandPerson``
                    000000_s00_c00_f000228.jpg``
 ``FineGPR``        ``FineGPR/<pid4>/<pid4>_cXX_wXX_lXX_pXX.jpg``  ``FineGPR``
-                   and ``FineGPR/attributes.csv`` (the writer of
-                   :func:`~.layouts.generate_benchmark`)
+                   and ``FineGPR/attributes.csv`` (the planner
+                   of :func:`~.benchmark.generate_benchmark`)
 =================  ============================================  ==============================
 
 Both CUHK03 trees hold the same identities, split and pixels (the release's
 running number ``n`` in ``<pid4>_c<view>_<n>.png`` is the image's 1-based
 index in the ``.mat`` file's ``filelist``), so both routes load the same
 dataset. Each tree gets a ``README.txt`` whose first line is
-:data:`~.layouts.README_MARKER`; only such folders are ever replaced.
+:data:`~.tree_writing.README_MARKER`; only such folders are ever replaced.
 
 Every test identity has query images in distinct cameras and gallery images in
 at least two cameras, so every query has a gallery match in another camera
-(fast-reid's evaluation needs that). Images come from
+(fast-reid's evaluation needs that). The Market-1501, DukeMTMC-reID, MSMT17
+and FineGPR trees are planned with :mod:`.tree_plans`, as the bundled
+benchmark's (:mod:`.benchmark`), and every tree is written with
+:mod:`.tree_writing`. Images come from
 ``numpy.random.Generator`` s seeded with ``(seed, tree, item)``; JPEGs are
 saved at quality 92, PNGs losslessly, and the ``.mat`` header text is fixed,
 so the same seed and size give byte-identical files.
@@ -58,10 +61,25 @@ from dataclasses import dataclass
 import numpy as np
 from fastreid.data.datasets.msmt17 import TEST_DIR_KEY, TRAIN_DIR_KEY, VERSION_DICT
 
-from ...data.finegpr_format import ILLUMINATIONS, WEATHERS, write_attribute_file
-from . import layouts
-from .layouts import _MSMT_DATES, _MSMT_PERIODS, JPEG_QUALITY, README_MARKER, _rng, _train_cameras, _viewpoint
-from .render import Environment, Identity, sample_identity
+from ...data.finegpr_format import ILLUMINATIONS, WEATHERS
+from .benchmark import PRESETS
+from .identities import Identity
+from .styles import Environment
+from .tree_plans import (
+    MARKET_FOLDERS,
+    MarketStylePlan,
+    Shot,
+    SplitSizes,
+    draw_pid_groups,
+    draw_viewpoint,
+    market_file_name,
+    msmt17_list_files,
+    plan_finegpr,
+    plan_msmt17,
+    sample_population,
+    seeded_rng,
+)
+from .tree_writing import check_destination, readme_bytes, write_finegpr_tree, write_tree
 
 __all__ = ["LookalikeSize", "TREES", "tree_folder", "generate_real_layout_trees"]
 
@@ -80,6 +98,7 @@ _CUHK_BOXES = ("detected", "labeled")
 #: Cameras per scene of the RandPerson subset (differences of QAConv's camera offsets; 19 cameras in 11 scenes).
 _RANDPERSON_CAMERAS = (2, 2, 2, 2, 1, 1, 2, 1, 1, 1, 4)
 _MAT_HEADER = b"MATLAB 5.0 MAT-file, synthetic look-alike written by fastreid-dmf"
+_GALLERY_SPREAD = (0, 1)  # a test identity's gallery uses its query cameras plus 0..1 more (two at least)
 
 
 @dataclass(frozen=True)
@@ -150,158 +169,60 @@ def tree_folder(tree: str, msmt17_version: str = "V1") -> str:
     return f"MSMT17_{msmt17_version}" if tree == "MSMT17" else _FOLDERS[tree]
 
 
-# --------------------------------------------------------------------------- images
-
-#: One image to write: where (relative to its tree folder), who, how, and its seed key.
-_Shot = layouts._Job
-
-
-def _encode(shot: _Shot, cache: dict[tuple, bytes]) -> bytes:
-    """Render ``shot`` (once per key and format) and return the encoded file bytes."""
-    fmt = "PNG" if shot.path.lower().endswith(".png") else "JPEG"
-    cache_key = (shot.key, fmt)
-    if cache_key not in cache:
-        img = layouts._render_image(shot)
-        buffer = io.BytesIO()
-        img.save(buffer, fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
-        cache[cache_key] = buffer.getvalue()
-    return cache[cache_key]
-
-
 def _people(seed: int, tree: str, pids: Sequence[int], stream: int = 0) -> list[Identity]:
-    return [sample_identity(_rng(seed, _CODE[tree], 0, stream, i), int(pid)) for i, pid in enumerate(pids)]
+    return sample_population(seed, _CODE[tree], pids, stream)
 
 
-def _test_cameras(rng: np.random.Generator, n_query: int, n_gallery: int, n_cams: int) -> tuple[list[int], list[int]]:
-    """Distinct query cameras; gallery cameras span two or more cameras (each query has a cross-camera match)."""
-    pool = [int(c) for c in rng.permutation(np.arange(1, n_cams + 1))]
-    query = pool[: min(n_query, n_cams)]
-    span = pool[: min(n_cams, max(2, len(query) + int(rng.integers(0, 2))))]
-    gallery = [span[0], span[-1]] + [int(rng.choice(span)) for _ in range(n_gallery - 2)]
-    return query, gallery
+def _split_sizes(size: LookalikeSize) -> SplitSizes:
+    return SplitSizes(size.train_images_per_id, size.query_per_id, size.gallery_per_id, _GALLERY_SPREAD)
 
 
 # --------------------------------------------------------------------------- Market-1501 / DukeMTMC-reID
 
-def _market(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, bytes], dict[str, int]]:
-    code = _CODE["Market1501"]
-    lrng = _rng(seed, code, 2)
-    pids = [int(p) for p in lrng.choice(np.arange(1, 1502), size.train_ids + size.test_ids, replace=False)]
-    train_pids, test_pids = sorted(pids[: size.train_ids]), sorted(pids[size.train_ids:])
+def _market_name(rng: np.random.Generator, split: str, pid: int, camera: int) -> str:
+    """Market-1501 file name with sequence 1..6 and box 01..03 (query boxes were drawn by hand: ``00``)."""
+    seq, frame, box = int(rng.integers(1, 7)), int(rng.integers(1, 200000)), int(rng.integers(1, 4))
+    return market_file_name(pid, camera, seq, frame, 0 if split == "query" else box)
+
+
+def _duke_name(rng: np.random.Generator, split: str, pid: int, camera: int) -> str:
+    """DukeMTMC-reID file name ``<pid4>_c<camera>_f<frame7>.jpg``."""
+    return f"{pid:04d}_c{camera}_f{int(rng.integers(1, 230000)):07d}.jpg"
+
+
+def _market(size: LookalikeSize, seed: int) -> tuple[list[Shot], dict[str, bytes], dict[str, int]]:
+    plan = MarketStylePlan(seed, _CODE["Market1501"], 6, _market_name)
+    train_pids, test_pids = draw_pid_groups(plan.rng, 1501, (size.train_ids, size.test_ids))
     people = _people(seed, "Market1501", train_pids + test_pids)
-    train_people, test_people = people[: size.train_ids], people[size.train_ids:]
-    shots: list[_Shot] = []
-    used: set[str] = set()
-
-    def add(sub: str, pid: int, cam: int, ident: Identity | None, kind: str = "person") -> None:
-        while True:
-            seq, frame, box = int(lrng.integers(1, 7)), int(lrng.integers(1, 200000)), int(lrng.integers(1, 4))
-            box = 0 if sub == "query" else box  # Market-1501 query boxes were drawn by hand: "_00"
-            name = f"{pid:04d}_c{cam}s{seq}_{frame:06d}_{box:02d}.jpg" if pid >= 0 else \
-                f"{pid}_c{cam}s{seq}_{frame:06d}_{box:02d}.jpg"
-            if name not in used:
-                break
-        used.add(name)
-        env = Environment(viewpoint=_viewpoint(lrng), camera=cam)
-        shots.append(_Shot(f"{sub}/{name}", ident, env, "synth_market", (seed, code, 1, len(shots)), kind))
-
-    for ident in train_people:
-        for cam in _train_cameras(lrng, size.train_images_per_id, 6):
-            add("bounding_box_train", ident.pid, cam, ident)
-    for ident in test_people:
-        query, gallery = _test_cameras(lrng, size.query_per_id, size.gallery_per_id, 6)
-        for cam in query:
-            add("query", ident.pid, cam, ident)
-        for cam in gallery:
-            add("bounding_box_test", ident.pid, cam, ident)
-    strangers = _people(seed, "Market1501", range(size.distractors), stream=1)
-    for i, stranger in enumerate(strangers):  # 0000: background or a stranger cut by a bad box
-        add("bounding_box_test", 0, int(lrng.integers(1, 7)), stranger, "background" if i % 2 == 0 else "partial")
-    for _ in range(size.junk):  # -1: a piece of a test identity
-        add("bounding_box_test", -1, int(lrng.integers(1, 7)), test_people[int(lrng.integers(0, len(test_people)))],
-            "partial")
-    counts = {"train_ids": size.train_ids, "train_images": size.train_ids * size.train_images_per_id,
-              "test_ids": size.test_ids, "query_images": size.test_ids * size.query_per_id,
-              "gallery_images": size.test_ids * size.gallery_per_id + size.distractors + size.junk,
-              "distractor_images": size.distractors, "junk_images": size.junk}
-    return shots, {}, counts
+    test_people = people[size.train_ids:]
+    plan.add_identities(people[: size.train_ids], test_people, _split_sizes(size))
+    plan.add_distractors(_people(seed, "Market1501", range(size.distractors), stream=1))  # 0000
+    for _ in range(size.junk):  # -1: a piece of a test identity (camera drawn first, then who)
+        camera = plan.random_camera()
+        plan.add("gallery", -1, camera, test_people[int(plan.rng.integers(0, len(test_people)))], "partial")
+    return plan.shots, {}, {**plan.counts(), "distractor_images": size.distractors, "junk_images": size.junk}
 
 
-def _duke(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, bytes], dict[str, int]]:
-    code = _CODE["DukeMTMC"]
-    lrng = _rng(seed, code, 2)
-    n_all = size.train_ids + size.test_ids + size.distractors
-    pids = [int(p) for p in lrng.choice(np.arange(1, 7141), n_all, replace=False)]
-    train_pids = sorted(pids[: size.train_ids])
-    test_pids = sorted(pids[size.train_ids: size.train_ids + size.test_ids])
-    extra_pids = sorted(pids[size.train_ids + size.test_ids:])
-    people = _people(seed, "DukeMTMC", train_pids + test_pids + extra_pids)
-    shots: list[_Shot] = []
-    used: set[str] = set()
-
-    def add(sub: str, ident: Identity, cam: int) -> None:
-        while True:
-            name = f"{ident.pid:04d}_c{cam}_f{int(lrng.integers(1, 230000)):07d}.jpg"
-            if name not in used:
-                break
-        used.add(name)
-        env = Environment(viewpoint=_viewpoint(lrng), camera=(cam - 1) % 6 + 1)  # the renderer draws 6 camera looks
-        shots.append(_Shot(f"{sub}/{name}", ident, env, "synth_market", (seed, code, 1, len(shots))))
-
-    for ident in people[: size.train_ids]:
-        for cam in _train_cameras(lrng, size.train_images_per_id, 8):
-            add("bounding_box_train", ident, cam)
-    for ident in people[size.train_ids: size.train_ids + size.test_ids]:
-        query, gallery = _test_cameras(lrng, size.query_per_id, size.gallery_per_id, 8)
-        for cam in query:
-            add("query", ident, cam)
-        for cam in gallery:
-            add("bounding_box_test", ident, cam)
-    for ident in people[size.train_ids + size.test_ids:]:  # DukeMTMC-reID's gallery-only distractor identities
-        add("bounding_box_test", ident, int(lrng.integers(1, 9)))
-    counts = {"train_ids": size.train_ids, "train_images": size.train_ids * size.train_images_per_id,
-              "test_ids": size.test_ids, "query_images": size.test_ids * size.query_per_id,
-              "gallery_images": size.test_ids * size.gallery_per_id + size.distractors,
-              "distractor_ids": size.distractors}
-    return shots, {}, counts
+def _duke(size: LookalikeSize, seed: int) -> tuple[list[Shot], dict[str, bytes], dict[str, int]]:
+    plan = MarketStylePlan(seed, _CODE["DukeMTMC"], 8, _duke_name)
+    groups = draw_pid_groups(plan.rng, 7140, (size.train_ids, size.test_ids, size.distractors))
+    people = _people(seed, "DukeMTMC", [pid for group in groups for pid in group])
+    n_labelled = size.train_ids + size.test_ids
+    plan.add_identities(people[: size.train_ids], people[size.train_ids: n_labelled], _split_sizes(size))
+    for ident in people[n_labelled:]:  # DukeMTMC-reID's gallery-only distractor identities
+        plan.add("gallery", ident.pid, plan.random_camera(), ident)
+    return plan.shots, {}, {**plan.counts(), "distractor_ids": size.distractors}
 
 
 # --------------------------------------------------------------------------- MSMT17
 
-def _msmt(size: LookalikeSize, seed: int, version: str) -> tuple[list[_Shot], dict[str, bytes], dict[str, int]]:
-    code = _CODE["MSMT17"]
-    lrng = _rng(seed, code, 2)
+def _msmt(size: LookalikeSize, seed: int, version: str) -> tuple[list[Shot], dict[str, bytes], dict[str, int]]:
     train_dir, test_dir = _MSMT_DIRS[version]
     people = _people(seed, "MSMT17", list(range(size.train_ids)) + list(range(size.test_ids)))
-    shots: list[_Shot] = []
-    lists: dict[str, list[str]] = {"train": [], "val": [], "query": [], "gallery": []}
-
-    def add(split_dir: str, ident: Identity, idx: int, cam: int) -> str:
-        period = str(lrng.choice(tuple(_MSMT_PERIODS)))
-        date = str(lrng.choice(_MSMT_DATES))
-        rel = f"{ident.pid:04d}/{ident.pid:04d}_{idx:03d}_{cam:02d}_{date}{period}_" \
-              f"{int(lrng.integers(0, 10000)):04d}_{int(lrng.integers(0, 3))}.jpg"
-        env = Environment(viewpoint=_viewpoint(lrng), illumination=_MSMT_PERIODS[period], camera=cam)
-        shots.append(_Shot(f"{split_dir}/{rel}", ident, env, "synth_msmt", (seed, code, 1, len(shots))))
-        return f"{rel} {ident.pid}"
-
-    val_pids = {int(p) for p in lrng.choice(size.train_ids, size.val_ids, replace=False)}
-    for ident in people[: size.train_ids]:
-        extra = 1 if ident.pid in val_pids else 0
-        lines = [add(train_dir, ident, i, cam)
-                 for i, cam in enumerate(_train_cameras(lrng, size.train_images_per_id + extra, 15))]
-        if extra:
-            lists["val"].append(lines.pop(int(lrng.integers(0, len(lines)))))
-        lists["train"].extend(lines)
-    for ident in people[size.train_ids:]:
-        query, gallery = _test_cameras(lrng, size.query_per_id, size.gallery_per_id, 15)
-        for i, cam in enumerate(query + gallery):
-            lists["query" if i < len(query) else "gallery"].append(add(test_dir, ident, i, cam))
-    files = {f"list_{split}.txt": "".join(line + "\n" for line in lines).encode() for split, lines in lists.items()}
-    counts = {"train_ids": size.train_ids, "train_images": len(lists["train"]), "val_images": len(lists["val"]),
-              "test_ids": size.test_ids, "query_images": len(lists["query"]),
-              "gallery_images": len(lists["gallery"])}
-    return shots, files, counts
+    shots, lists, counts = plan_msmt17(seed, _CODE["MSMT17"], people[: size.train_ids], people[size.train_ids:],
+                                       _split_sizes(size), val_ids=size.val_ids, extra_val_image=True,
+                                       train_dir=train_dir, test_dir=test_dir)
+    return shots, msmt17_list_files(lists), counts
 
 
 # --------------------------------------------------------------------------- CUHK03-NP (both forms)
@@ -328,8 +249,8 @@ class _CuhkImage:
 def _cuhk_plan(size: LookalikeSize, seed: int) -> list[_CuhkImage]:
     """Identities, views and split of the CUHK03-NP look-alike (shared by both forms)."""
     code = _CODE["CUHK03NP"]
-    lrng = _rng(seed, code, 2)
-    pids = sorted(int(p) for p in lrng.choice(np.arange(1, 1468), size.train_ids + size.test_ids, replace=False))
+    lrng = seeded_rng(seed, code, 2)
+    pids = draw_pid_groups(lrng, 1467, (size.train_ids + size.test_ids,))[0]
     test_pids = {int(p) for p in lrng.choice(pids, size.test_ids, replace=False)}
     people = _people(seed, "CUHK03NP", pids)
     plan: list[_CuhkImage] = []
@@ -347,14 +268,14 @@ def _cuhk_plan(size: LookalikeSize, seed: int) -> list[_CuhkImage]:
             taken[view] += 1
             plan.append(_CuhkImage(index=len(plan) + 1, pid=ident.pid, pair=pair, pair_pid=per_pair[pair], view=view,
                                    img=taken[view] + (5 if view == 2 else 0), split=split, identity=ident,
-                                   viewpoint=_viewpoint(lrng)))
+                                   viewpoint=draw_viewpoint(lrng)))
     return plan
 
 
-def _cuhk_shot(item: _CuhkImage, box: str, path: str, seed: int) -> _Shot:
+def _cuhk_shot(item: _CuhkImage, box: str, path: str, seed: int) -> Shot:
     camera = 2 * (item.pair - 1) + item.view  # the 10 cameras of CUHK03's 5 pairs, drawn with 6 camera looks
     env = Environment(viewpoint=item.viewpoint, camera=(camera - 1) % 6 + 1)
-    return _Shot(path, item.identity, env, "synth_market",
+    return Shot(path, item.identity, env, "synth_market",
                  (seed, _CODE["CUHK03NP"], 1 + _CUHK_BOXES.index(box), item.index))
 
 
@@ -367,7 +288,7 @@ def _cuhk_counts(plan: list[_CuhkImage]) -> dict[str, int]:
             "gallery_images": n("gallery"), "box_types": len(_CUHK_BOXES)}
 
 
-def _cuhk_release(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, bytes], dict[str, int]]:
+def _cuhk_release(size: LookalikeSize, seed: int) -> tuple[list[Shot], dict[str, bytes], dict[str, int]]:
     plan = _cuhk_plan(size, seed)
     sub = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
     shots = [_cuhk_shot(item, box, f"{box}/{sub[item.split]}/{item.release_name()}", seed)
@@ -385,7 +306,7 @@ def _mat_bytes(fields: dict[str, np.ndarray]) -> bytes:
     return _MAT_HEADER.ljust(116, b" ") + data[116:]
 
 
-def _cuhk_mat(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, bytes], dict[str, int]]:
+def _cuhk_mat(size: LookalikeSize, seed: int) -> tuple[list[Shot], dict[str, bytes], dict[str, int]]:
     plan = _cuhk_plan(size, seed)
     shots = [_cuhk_shot(item, box, f"images_{box}/{item.extracted_name()}", seed) for box in _CUHK_BOXES
              for item in plan]
@@ -406,11 +327,11 @@ def _cuhk_mat(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, by
 
 # --------------------------------------------------------------------------- RandPerson
 
-def _randperson(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, bytes], dict[str, int]]:
+def _randperson(size: LookalikeSize, seed: int) -> tuple[list[Shot], dict[str, bytes], dict[str, int]]:
     code = _CODE["RandPerson"]
-    lrng = _rng(seed, code, 2)
+    lrng = seeded_rng(seed, code, 2)
     people = _people(seed, "RandPerson", range(size.train_ids))
-    shots: list[_Shot] = []
+    shots: list[Shot] = []
     pairs: set[tuple[int, int]] = set()
     for ident in people:
         scene = int(lrng.integers(0, len(_RANDPERSON_CAMERAS)))
@@ -419,10 +340,10 @@ def _randperson(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, 
         for frame in frames:
             cam = int(lrng.integers(0, _RANDPERSON_CAMERAS[scene]))
             pairs.add((scene, cam))
-            env = Environment(viewpoint=_viewpoint(lrng), weather=str(lrng.choice(WEATHERS)),
+            env = Environment(viewpoint=draw_viewpoint(lrng), weather=str(lrng.choice(WEATHERS)),
                               illumination=str(lrng.choice(ILLUMINATIONS)), scene=1 + scene % 9)
             name = f"{ident.pid:06d}_s{scene:02d}_c{cam:02d}_f{frame:06d}.jpg"
-            shots.append(_Shot(f"randperson_subset/{name}", ident, env, "finegpr", (seed, code, 1, len(shots))))
+            shots.append(Shot(f"randperson_subset/{name}", ident, env, "finegpr", (seed, code, 1, len(shots))))
     counts = {"train_ids": size.train_ids, "train_images": len(shots), "cameras": len(pairs)}
     return shots, {}, counts
 
@@ -430,73 +351,22 @@ def _randperson(size: LookalikeSize, seed: int) -> tuple[list[_Shot], dict[str, 
 # --------------------------------------------------------------------------- writing
 
 def _readme(tree: str, folder: str, seed: int, size: LookalikeSize, counts: dict[str, int]) -> bytes:
-    lines = [
-        README_MARKER,
-        "",
-        f"{folder}: a tiny synthetic look-alike made by fastreid-dmf (fastreid_dmf.tooling.synthetic.real_layouts,",
-        "tools/make_lookalike_data.py). Every image is procedurally drawn; no real person is shown.",
-        f"This is NOT the real dataset; it only copies its folder layout and file names ({tree}).",
-        f"Read by: {_LOADERS[tree]}.",
-        "",
-        f"seed: {seed}",
-        *(f"{k}: {v}" for k, v in counts.items()),
-        f"size: {dataclasses.asdict(size)}",
-        "",
-        f"Regenerate: python tools/make_lookalike_data.py --root <root> --seed {seed} --only {tree} --overwrite",
-    ]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def _check_destination(folder: str, overwrite: bool) -> None:
-    """Raise FileExistsError unless ``folder`` may be (re)written (same policy as ``generate_benchmark``)."""
-    if not os.path.exists(folder):
-        return
-    if not os.path.isdir(folder):
-        raise FileExistsError(f"{folder!r} exists and is not a folder; move it away to generate the look-alike there")
-    if not os.listdir(folder):
-        return
-    if not layouts._is_generated(folder):
-        raise FileExistsError(f"dataset folder {folder!r} was not generated by fastreid-dmf (its README.txt does not "
-                              f"start with {README_MARKER!r}); refusing to replace it, even with overwrite=True - "
-                              "move it away by hand or leave this tree out (--only)")
-    if not overwrite:
-        raise FileExistsError(f"dataset folder {folder!r} already exists (generated by fastreid-dmf); pass "
-                              "overwrite=True (tools/make_lookalike_data.py --overwrite) to replace it, or leave "
-                              "this tree out (--only)")
-
-
-def _write_tree(root: str, folder: str, shots: list[_Shot], files: dict[str, bytes], readme: bytes,
-                cache: dict[tuple, bytes], empty_dirs: Sequence[str] = ()) -> None:
-    """Write a tree into ``.<folder>.partial`` and move it into place (:func:`layouts._replace_folder`)."""
-    def fill(tmp: str) -> None:
-        outputs = [(shot.path, _encode(shot, cache)) for shot in shots]
-        outputs += list(files.items()) + [("README.txt", readme)]
-        for rel, content in outputs:
-            path = os.path.join(tmp, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as handle:
-                handle.write(content)
-        for rel in empty_dirs:
-            os.makedirs(os.path.join(tmp, rel), exist_ok=True)
-
-    layouts._replace_folder(root, folder, fill)
+    about = [f"{folder}: a tiny synthetic look-alike made by fastreid-dmf "
+             "(fastreid_dmf.tooling.synthetic.lookalike_trees,",
+             "tools/make_lookalike_data.py). Every image is procedurally drawn; no real person is shown.",
+             f"This is NOT the real dataset; it only copies its folder layout and file names ({tree}).",
+             f"Read by: {_LOADERS[tree]}."]
+    return readme_bytes(about, {"seed": seed, **counts, "size": dataclasses.asdict(size)},
+                        f"Regenerate: python tools/make_lookalike_data.py --root <root> --seed {seed} --only {tree} "
+                        "--overwrite")
 
 
 def _write_finegpr(root: str, size: LookalikeSize, seed: int) -> dict[str, int]:
-    """FineGPR through :mod:`.layouts`' own FineGPR job list, renderer call and attribute writer."""
-    preset = dataclasses.replace(layouts.PRESETS["tiny"], source_ids=size.finegpr_ids,
-                                 source_images_per_id=size.finegpr_images_per_id)
-    jobs, identities = layouts._finegpr_jobs(preset, seed)
-    counts = {"identities": len(identities), "images": len(jobs)}
-
-    def fill(tmp: str) -> None:
-        for job in jobs:
-            layouts._render_job(job, tmp)
-        write_attribute_file(os.path.join(tmp, "attributes.csv"), {i.pid: dict(i.attributes) for i in identities})
-        with open(os.path.join(tmp, "README.txt"), "wb") as handle:
-            handle.write(_readme("FineGPR", "FineGPR", seed, size, counts))
-
-    layouts._replace_folder(root, "FineGPR", fill)
+    """FineGPR through the benchmark's own FineGPR planner (its ``tiny`` preset's shared attributes)."""
+    shots, identities = plan_finegpr(seed, size.finegpr_ids, size.finegpr_images_per_id,
+                                     PRESETS["tiny"].shared_fraction)
+    counts = {"identities": len(identities), "images": len(shots)}
+    write_finegpr_tree(root, _FOLDERS["FineGPR"], shots, identities, _readme("FineGPR", "FineGPR", seed, size, counts))
     return counts
 
 
@@ -510,7 +380,7 @@ def generate_real_layout_trees(root: str, seed: int = 0, overwrite: bool = False
         seed: non-negative integer; the same seed, size and trees give
             byte-identical files.
         overwrite: replace tree folders made earlier by this generator or by
-            :func:`~.layouts.generate_benchmark` (README marker); any other
+            :func:`~.benchmark.generate_benchmark` (README marker); any other
             non-empty folder is never touched.
         size: a :class:`LookalikeSize`; default sizes when ``None``.
         trees: keys of :data:`TREES` to write; all when ``None``.
@@ -545,7 +415,8 @@ def generate_real_layout_trees(root: str, seed: int = 0, overwrite: bool = False
     selected = list(TREES) if trees is None else list(dict.fromkeys(trees))
     folders = {tree: tree_folder(tree, msmt17_version) for tree in selected}  # validates names
     for folder in folders.values():
-        _check_destination(os.path.join(root, folder), overwrite)
+        check_destination(os.path.join(root, folder), overwrite, tool="tools/make_lookalike_data.py",
+                          what="look-alike", alternative="leave this tree out (--only)")
     os.makedirs(root, exist_ok=True)
 
     counts: dict[str, dict[str, int]] = {}
@@ -560,9 +431,8 @@ def generate_real_layout_trees(root: str, seed: int = 0, overwrite: bool = False
             counts[tree] = _write_finegpr(root, size, seed)
             continue
         shots, files, counts[tree] = builders[tree]()
-        empty = {"Market1501": ("bounding_box_train", "query", "bounding_box_test"),
-                 "DukeMTMC": ("bounding_box_train", "query", "bounding_box_test"),
+        empty = {"Market1501": tuple(MARKET_FOLDERS.values()), "DukeMTMC": tuple(MARKET_FOLDERS.values()),
                  "MSMT17": _MSMT_DIRS[msmt17_version]}.get(tree, ())
-        _write_tree(root, folders[tree], shots, files, _readme(tree, folders[tree], seed, size, counts[tree]),
-                    cache, empty)
+        files = {**files, "README.txt": _readme(tree, folders[tree], seed, size, counts[tree])}
+        write_tree(root, folders[tree], shots, files, cache=cache, empty_dirs=empty)
     return counts
