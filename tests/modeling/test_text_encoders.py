@@ -1,6 +1,6 @@
 """Text encoder families (data2vec-text, BERT, RoBERTa) and the persistent text-feature cache.
 
-All encoders are tiny random-weight models written by ``tests/text_fixtures.py``; nothing is downloaded.
+All encoders are tiny random-weight models written by ``tests/modeling/text_fixtures.py``; nothing is downloaded.
 """
 
 import gc
@@ -22,8 +22,8 @@ from fastreid_dmf.modeling.text import (
     encoder_fingerprint,
     shard_store,
 )
+from tests.modeling.text_fixtures import HIDDEN, SENTENCES, make_text_encoder, save_weights
 from tests.shared import MINILM, small_dmf_cfg
-from tests.text_fixtures import HIDDEN, SENTENCES, make_text_encoder, save_weights
 
 FAMILIES = ["data2vec-text", "bert", "roberta"]
 MODEL_CLASSES = {"data2vec-text": "Data2VecTextModel", "bert": "BertModel", "roberta": "RobertaModel"}
