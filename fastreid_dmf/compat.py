@@ -59,12 +59,13 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import contextlib
 import functools
 import importlib
 import logging
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -73,6 +74,7 @@ from torchvision.transforms import InterpolationMode
 
 __all__ = [
     "LegacyKwargsRandomAffine",
+    "attribute_replaced",
     "apply_fastreid_compat",
     "cuda_usable",
     "cython_ranker_available",
@@ -120,6 +122,25 @@ def _install(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
     setattr(new, _MARK, True)
     new.__wrapped__ = current
     setattr(owner, name, new)
+
+
+@contextlib.contextmanager
+def attribute_replaced(owner: Any, name: str, value: Any) -> Iterator[Any]:
+    """Within the block ``owner.name`` is ``value``; the original is restored on exit (also on error).
+
+    The one way this package changes an upstream global for the length of a call (DDP arguments and
+    optimizer LR groups in ``DMFTrainer``, ``torch.load``'s ``weights_only``, PIL's truncated-image flag),
+    as opposed to the permanent patches of :func:`apply_fastreid_compat`. Not thread-safe.
+
+    Yields:
+        The original value.
+    """
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield original
+    finally:
+        setattr(owner, name, original)
 
 
 # --------------------------------------------------------------------------------------------- 1, 2

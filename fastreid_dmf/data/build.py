@@ -22,6 +22,7 @@ from fastreid.data.transforms import build_transforms
 from fastreid.utils import comm
 from PIL import Image, ImageFile
 
+from ..compat import attribute_replaced
 from .datasets.from_config import dataset_kwargs
 from .datasets.holdout import holdout_sources, split_holdout
 from .multimodal_dataset import IMAGE_READ_ERRORS, MultimodalReIDDataset
@@ -78,11 +79,8 @@ def truncated_images_rejected() -> Iterator[None]:
     if saved:
         logger.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True (set outside fastreid-dmf): image verification "
                        "turns it off while it runs, but training will read truncated images without error")
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
+    with attribute_replaced(ImageFile, "LOAD_TRUNCATED_IMAGES", False):
         yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = saved
 
 
 def image_read_error(path: str) -> str | None:

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..checkpoint_files import CheckpointReadError, read_checkpoint, strip_key_prefix
+from ..compat import attribute_replaced
 from ..fileio import atomic_write, remove_stale_temporaries
 
 __all__ = ["CheckpointReadError", "LoadSummary", "atomic_torch_save", "atomic_write_text",
@@ -129,11 +130,8 @@ def weights_only_torch_load() -> Iterator[None]:
         kwargs["weights_only"] = True
         return original(*args, **kwargs)
 
-    torch.load = load
-    try:
+    with attribute_replaced(torch, "load", load):
         yield
-    finally:
-        torch.load = original
 
 
 def _loads(path: str) -> str | None:

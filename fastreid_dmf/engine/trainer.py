@@ -23,7 +23,7 @@ from fastreid.utils import comm
 from fastreid.utils.env import seed_all_rng
 from fastreid.utils.logger import setup_logger
 
-from ..compat import cuda_usable, disable_amp_without_cuda
+from ..compat import attribute_replaced, cuda_usable, disable_amp_without_cuda
 from ..config import check_dmf_config, load_config
 from ..config.defaults import check_lr_schedule
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
@@ -46,12 +46,9 @@ def ddp_with_unused_parameters() -> Iterator[None]:
     DDP rejects. Replaces ``fastreid.engine.defaults.DistributedDataParallel``
     (the name ``DefaultTrainer.__init__`` calls) and restores it on exit.
     """
-    original = fastreid_defaults.DistributedDataParallel
-    fastreid_defaults.DistributedDataParallel = functools.partial(original, find_unused_parameters=True)
-    try:
+    ddp = functools.partial(fastreid_defaults.DistributedDataParallel, find_unused_parameters=True)
+    with attribute_replaced(fastreid_defaults, "DistributedDataParallel", ddp):
         yield
-    finally:
-        fastreid_defaults.DistributedDataParallel = original
 
 
 @contextlib.contextmanager
@@ -74,11 +71,8 @@ def scaled_lr_for(parameters: list, factor: float) -> Iterator[None]:
                 group["lr"] = group.get("lr", base_lr) * factor
         return groups
 
-    fastreid_solver_build.get_default_optimizer_params = scaled
-    try:
+    with attribute_replaced(fastreid_solver_build, "get_default_optimizer_params", scaled):
         yield
-    finally:
-        fastreid_solver_build.get_default_optimizer_params = original
 
 
 class DMFTrainer(DefaultTrainer):
