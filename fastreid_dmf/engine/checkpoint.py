@@ -17,7 +17,8 @@ This module gives:
   ``tag_last_checkpoint`` use the two above (applied by ``import fastreid_dmf``, idempotent);
 * :func:`weights_only_torch_load`: within the block, ``torch.load`` always reads ``weights_only=True``
   (fast-reid's backbones read ``MODEL.BACKBONE.PRETRAIN_PATH`` with a bare ``torch.load``);
-* :func:`resumable_checkpoint`: the tagged checkpoint, or with a warning the newest one that loads;
+* :func:`load_resumable_checkpoint`: the tagged checkpoint, or with a warning the newest one that loads,
+  read once;
 * :func:`load_weights_strict`: ``MODEL.WEIGHTS`` into a model with an error listing missing and
   wrong-shape tensors, and a correct loaded / skipped / missing summary.
 """
@@ -41,8 +42,8 @@ from ..compat import attribute_replaced
 from ..fileio import atomic_write, remove_stale_temporaries
 
 __all__ = ["CheckpointReadError", "LoadSummary", "atomic_torch_save", "atomic_write_text",
-           "install_checkpoint_safety", "load_weights_strict", "read_checkpoint", "resumable_checkpoint",
-           "weights_only_torch_load"]
+           "install_checkpoint_safety", "load_resumable_checkpoint", "load_weights_strict", "read_checkpoint",
+           "resumable_checkpoint", "weights_only_torch_load"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,26 +135,25 @@ def weights_only_torch_load() -> Iterator[None]:
         yield
 
 
-def _loads(path: str) -> str | None:
-    """None if ``path`` reads as a checkpoint with a ``"model"`` entry, else why not."""
+def _read_resumable(path: str) -> tuple[dict | None, str | None]:
+    """``(checkpoint, None)`` if ``path`` reads as a checkpoint with a ``"model"`` entry, else ``(None, why)``."""
     try:
-        if "model" not in read_checkpoint(path):
-            return "no 'model' entry"
+        checkpoint = read_checkpoint(path)
     except (OSError, CheckpointReadError) as err:
-        return str(err)
-    return None
+        return None, str(err)
+    return (checkpoint, None) if "model" in checkpoint else (None, "no 'model' entry")
 
 
-def resumable_checkpoint(save_dir: str) -> str | None:
-    """The checkpoint ``--resume`` should continue from, in ``save_dir``.
+def load_resumable_checkpoint(save_dir: str) -> tuple[str, dict] | None:
+    """The checkpoint ``--resume`` should continue from in ``save_dir``, with its content (read once).
 
     The file named by ``last_checkpoint`` when it loads; otherwise (empty or missing tag, tagged file
     missing, truncated or unreadable) the newest ``*.pth`` by modification time that loads, with a warning
     naming what was wrong and what is used instead.
 
     Returns:
-        The path, or None when the folder holds no loadable checkpoint (a warning lists the files
-        tried when there were any).
+        ``(path, checkpoint)`` (:func:`read_checkpoint`'s dict), or None when the folder holds no loadable
+        checkpoint (a warning lists the files tried when there were any).
     """
     tag_path = os.path.join(save_dir, _TAG)
     tagged = None
@@ -161,22 +161,28 @@ def resumable_checkpoint(save_dir: str) -> str | None:
         with open(tag_path) as handle:
             name = handle.read().strip()
         tagged = os.path.join(save_dir, name) if name else None
-        problem = "the tag is empty" if tagged is None else _loads(tagged)
-        if problem is None:
-            return tagged
+        checkpoint, problem = (None, "the tag is empty") if tagged is None else _read_resumable(tagged)
+        if checkpoint is not None:
+            return tagged, checkpoint
         logger.warning("%s names no loadable checkpoint (%s); looking for the newest checkpoint that loads",
                        tag_path, problem)
     candidates = sorted(glob.glob(os.path.join(save_dir, "*.pth")), key=os.path.getmtime, reverse=True)
     for path in candidates:
         if path == tagged:
             continue
-        problem = _loads(path)
-        if problem is None:
+        checkpoint, problem = _read_resumable(path)
+        if checkpoint is not None:
             if os.path.isfile(tag_path):
                 logger.warning("Resuming from %s instead", path)
-            return path
+            return path, checkpoint
         logger.warning("Not resuming from %s: %s", path, problem)
     return None
+
+
+def resumable_checkpoint(save_dir: str) -> str | None:
+    """Path of :func:`load_resumable_checkpoint`'s choice, or None."""
+    found = load_resumable_checkpoint(save_dir)
+    return found[0] if found else None
 
 
 @dataclass

@@ -27,7 +27,7 @@ from ..compat import attribute_replaced, cuda_usable, disable_amp_without_cuda
 from ..config import check_dmf_config, load_config
 from ..config.defaults import check_lr_schedule
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader
-from .checkpoint import load_weights_strict, read_checkpoint, resumable_checkpoint, weights_only_torch_load
+from .checkpoint import load_resumable_checkpoint, load_weights_strict, weights_only_torch_load
 from .resume import TrainingProgress
 
 __all__ = ["DMFTrainer", "setup_cfg", "guard_output_dir", "save_results", "train_or_eval",
@@ -173,7 +173,7 @@ class DMFTrainer(DefaultTrainer):
         Resuming (``--resume``) restores the model, optimizer, schedulers, epoch, the sampler position and
         the random states (:class:`~fastreid_dmf.engine.resume.TrainingProgress`), from the checkpoint
         ``last_checkpoint`` names or, when that is empty, missing or truncated, from the newest one that
-        loads (:func:`~fastreid_dmf.engine.checkpoint.resumable_checkpoint`, with a warning). Without a
+        loads (:func:`~fastreid_dmf.engine.checkpoint.load_resumable_checkpoint`, with a warning). Without a
         checkpoint to resume, ``MODEL.WEIGHTS`` (if set) is loaded by
         :func:`~fastreid_dmf.engine.checkpoint.load_weights_strict` minus ``MODEL.DMF.SKIP_LOAD_KEYS``
         and training starts at epoch 0.
@@ -185,9 +185,9 @@ class DMFTrainer(DefaultTrainer):
         """
         out = self.cfg.OUTPUT_DIR
         if resume and out and os.path.isdir(out):
-            path = resumable_checkpoint(out)
-            if path is not None:
-                self._resume_from(path)
+            found = load_resumable_checkpoint(out)
+            if found is not None:
+                self._resume_from(*found)
                 return
             if any(name.endswith(".pth") for name in os.listdir(out)):
                 raise ValueError(f"--resume: no checkpoint in OUTPUT_DIR={out!r} loads (see the warnings above); "
@@ -199,10 +199,9 @@ class DMFTrainer(DefaultTrainer):
         load_weights_strict(self.model, weights, self.cfg.MODEL.DMF.SKIP_LOAD_KEYS,
                             self.cfg.MODEL.DMF.ALLOW_PARTIAL_LOAD)
 
-    def _resume_from(self, path: str) -> None:
-        """Load everything a checkpoint of this run holds and continue at the epoch after it."""
+    def _resume_from(self, path: str, checkpoint: dict) -> None:
+        """Load everything a checkpoint of this run holds (read from ``path``) and continue at the next epoch."""
         logger.info("Resuming from %s", path)
-        checkpoint = read_checkpoint(path)
         model = self.model.module if hasattr(self.model, "module") else self.model
         load_weights_strict(model, path, checkpoint=checkpoint)
         for key, obj in self.checkpointer.checkpointables.items():
