@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from fastreid.config import CfgNode as CN
 
-__all__ = ["TEST_FEATS", "add_dmf_config", "check_dmf_config", "check_lr_schedule", "derive_feat_dim", "load_config"]
+__all__ = ["TEST_FEATS", "add_dmf_config", "check_dmf_config", "check_lr_schedule", "derive_feat_dim", "load_config",
+           "sampler_uses_tasks"]
 
 #: Learning-rate schedulers fast-reid builds (``fastreid/solver/build.py``, ``build_lr_scheduler``).
 _SCHEDULERS = ("MultiStepLR", "CosineAnnealingLR")
@@ -22,7 +23,7 @@ _WARMUP_METHODS = ("constant", "linear", "exp")
 #: Naive/BalancedIdentitySampler never complete a batch (the loader hangs) unless SOLVER.IMS_PER_BATCH is a
 #: multiple of NUM_INSTANCE; SetReWeightSampler and ours assert it at construction.
 _IDENTITY_SAMPLERS = ("NaiveIdentitySampler", "BalancedIdentitySampler", "SetReWeightSampler",
-                      "MultimodalIdentitySampler")
+                      "MultimodalIdentitySampler", "TaskIdentitySampler")
 
 
 def add_dmf_config(cfg: CN) -> None:
@@ -96,6 +97,16 @@ def add_dmf_config(cfg: CN) -> None:
       recipes are chosen without touching a test set. ``DATASETS.HOLDOUT.SEED``
       [0] draws them; ``DATASETS.HOLDOUT.NAMES`` [()] limits the hold-out to
       these training datasets (empty: all of ``DATASETS.NAMES``).
+    * ``MODEL.MMET.*`` (META_ARCH ``MMET``; its image encoder takes the ViT shape keys of ``MODEL.DMF``
+      and its trainable text encoder ``MODEL.DMF.TEXT_ENCODER.NAME`` / ``MAX_TOKENS`` / ``LR_FACTOR``):
+      ``FLAVA_PATH`` [""] (a local ``FlavaModel`` folder to start the image, text and fusion encoders
+      from), ``FUSION.DIM`` [0 = EMBED_DIM] / ``DEPTH`` [6] / ``NUM_HEADS`` [12] (fusion encoder; D_m is
+      also the Re-ID feature width), ``TEMPERATURE`` [0.07], ``TEST_INPUT`` ["image" | "fused"],
+      ``MASK.IMAGE_RATIO`` [0.4] / ``MIN_BLOCK`` [16] / ``TEXT_RATIO`` [0.15], ``MIM.TARGET`` ["pixel" |
+      "dvae"] / ``NORM_PIX`` [True] / ``DVAE_PATH`` [""], ``LOSSES.MIM`` / ``MLM`` / ``MM_MIM`` /
+      ``MM_MLM`` / ``ITM`` / ``CONTRASTIVE`` [1.0 each; 0 = off].
+    * ``DATALOADER.TASK_WEIGHTS`` [(1, 1, 1)]: weights of MMET's visual, textual and visual-textual
+      tasks, one task per batch (``DATALOADER.SAMPLER_TRAIN: TaskIdentitySampler``).
     * ``SEED`` [-1]: >= 0 seeds Python/NumPy/torch at start-up and the
       multimodal sampler (reproducible runs); -1 = fast-reid's random seeding.
     * ``DATASETS.VERIFY_IMAGES`` [True]: fully decode every training image
@@ -131,6 +142,31 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.MODEL.COLOR_HIST.NUM_STRIPES = 6  # ColorHistogramMatcher: R equal horizontal stripes (body regions)
     cfg.MODEL.COLOR_HIST.BINS = (8, 4, 4)  # ColorHistogramMatcher: (H, S, V) bins per stripe histogram
 
+    cfg.MODEL.MMET = CN()
+    cfg.MODEL.MMET.FLAVA_PATH = ""  # FlavaModel save_pretrained folder: start all encoders from FLAVA ("" = not)
+    cfg.MODEL.MMET.FUSION = CN()
+    cfg.MODEL.MMET.FUSION.DIM = 0  # D_m, fusion width = Re-ID feature width; 0 = MODEL.DMF.EMBED_DIM
+    cfg.MODEL.MMET.FUSION.DEPTH = 6  # fusion blocks (FLAVA: 6)
+    cfg.MODEL.MMET.FUSION.NUM_HEADS = 12  # fusion attention heads; D_m must divide by it
+    cfg.MODEL.MMET.TEMPERATURE = 0.07  # initial temperature of the global contrastive loss (FLAVA / CLIP)
+    cfg.MODEL.MMET.TEST_INPUT = "image"  # test feature: "image" (no captions needed) or "fused" (image + text)
+    cfg.MODEL.MMET.MASK = CN()
+    cfg.MODEL.MMET.MASK.IMAGE_RATIO = 0.4  # fraction of patches masked block-wise (FLAVA: 75 / 196)
+    cfg.MODEL.MMET.MASK.MIN_BLOCK = 16  # smallest masked block, in patches (BEiT / FLAVA: 16)
+    cfg.MODEL.MMET.MASK.TEXT_RATIO = 0.15  # fraction of tokens chosen for MLM (BERT: 80% [MASK], 10% random)
+    cfg.MODEL.MMET.MIM = CN()
+    cfg.MODEL.MMET.MIM.TARGET = "pixel"  # "pixel": normalised-pixel regression (MAE); "dvae": DALL-E codes (FLAVA)
+    cfg.MODEL.MMET.MIM.NORM_PIX = True  # pixel targets normalised per patch (MAE's best setting)
+    cfg.MODEL.MMET.MIM.DVAE_PATH = ""  # local FlavaImageCodebook folder, needed by TARGET "dvae"
+    cfg.MODEL.MMET.LOSSES = CN()  # weights of the MMM losses; the Re-ID losses are MODEL.LOSSES as in fast-reid
+    cfg.MODEL.MMET.LOSSES.MIM = 1.0  # masked patches of visual samples
+    cfg.MODEL.MMET.LOSSES.MLM = 1.0  # masked tokens of textual samples
+    cfg.MODEL.MMET.LOSSES.MM_MIM = 1.0  # masked patches of visual-textual samples, from the fusion encoder
+    cfg.MODEL.MMET.LOSSES.MM_MLM = 1.0  # masked tokens of visual-textual samples, from the fusion encoder
+    cfg.MODEL.MMET.LOSSES.ITM = 1.0  # image-text matching (negatives: a description of another identity)
+    cfg.MODEL.MMET.LOSSES.CONTRASTIVE = 1.0  # global image-text contrastive loss (same identity = positive)
+
+    cfg.DATALOADER.TASK_WEIGHTS = (1.0, 1.0, 1.0)  # MMET task sampler: visual, textual, visual-textual weights
     cfg.DATALOADER.TEXT_RATIO = 0.5  # P(text) per instance (Algorithm 1); epoch = N / max(r, 1 - r) instances
 
     cfg.DATASETS.FINEGPR = CN()
@@ -160,11 +196,14 @@ def _expect(ok: bool, key: str, value: object, expected: str) -> None:
 TEST_FEATS = ("before", "after")
 
 #: Backbones whose output width is ``MODEL.DMF.EMBED_DIM`` (the BNNeck head reads ``MODEL.BACKBONE.FEAT_DIM``).
-_TRANSFORMER_BACKBONES = ("build_dmf_backbone", "build_fastreid_vit_backbone")
+_TRANSFORMER_BACKBONES = ("build_dmf_backbone", "build_fastreid_vit_backbone", "build_mmet_backbone")
 
 
 def derive_feat_dim(cfg: CN) -> None:
-    """Set ``MODEL.BACKBONE.FEAT_DIM`` to ``MODEL.DMF.EMBED_DIM`` for this project's transformer backbones.
+    """Set ``MODEL.BACKBONE.FEAT_DIM`` to the Re-ID feature width of this project's transformer backbones.
+
+    ``MODEL.DMF.EMBED_DIM`` for DMF and the fast-reid ViT; MMET's fusion width D_m
+    (``MODEL.MMET.FUSION.DIM``, 0 = ``EMBED_DIM``) for ``build_mmet_backbone``.
 
     fast-reid's heads size the BNNeck and classifier from ``FEAT_DIM``; for ``build_dmf_backbone`` and
     ``build_fastreid_vit_backbone`` it can only be the transformer width, so configs set ``EMBED_DIM``
@@ -174,7 +213,9 @@ def derive_feat_dim(cfg: CN) -> None:
     Raises:
         AttributeError: ``cfg`` is frozen or lacks ``add_dmf_config``'s keys.
     """
-    if cfg.MODEL.BACKBONE.NAME in _TRANSFORMER_BACKBONES:
+    if cfg.MODEL.BACKBONE.NAME == "build_mmet_backbone":
+        cfg.MODEL.BACKBONE.FEAT_DIM = cfg.MODEL.MMET.FUSION.DIM or cfg.MODEL.DMF.EMBED_DIM  # D_m
+    elif cfg.MODEL.BACKBONE.NAME in _TRANSFORMER_BACKBONES:
         cfg.MODEL.BACKBONE.FEAT_DIM = cfg.MODEL.DMF.EMBED_DIM
 
 
@@ -248,11 +289,18 @@ def check_dmf_config(cfg: CN) -> None:
             "of training)")
     _expect(dmf.LAYER_SCALE_INIT >= 0, "MODEL.DMF.LAYER_SCALE_INIT", dmf.LAYER_SCALE_INIT,
             "0 (no LayerScale) or a positive initial scale")
-    if cfg.MODEL.META_ARCHITECTURE == "DMF" or cfg.MODEL.BACKBONE.NAME in _TRANSFORMER_BACKBONES:
+    if cfg.MODEL.BACKBONE.NAME == "build_mmet_backbone":
+        width = cfg.MODEL.MMET.FUSION.DIM or dmf.EMBED_DIM
+        _expect(cfg.MODEL.BACKBONE.FEAT_DIM == width, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
+                f"MMET's Re-ID width MODEL.MMET.FUSION.DIM (0 = MODEL.DMF.EMBED_DIM) = {width} (derive_feat_dim "
+                "sets it)")
+    elif cfg.MODEL.META_ARCHITECTURE == "DMF" or cfg.MODEL.BACKBONE.NAME in _TRANSFORMER_BACKBONES:
         # setup_cfg derives FEAT_DIM (derive_feat_dim); a config built by hand must agree.
         _expect(cfg.MODEL.BACKBONE.FEAT_DIM == dmf.EMBED_DIM, "MODEL.BACKBONE.FEAT_DIM", cfg.MODEL.BACKBONE.FEAT_DIM,
                 f"the transformer width MODEL.DMF.EMBED_DIM={dmf.EMBED_DIM} (the BNNeck head reads FEAT_DIM; "
                 "derive_feat_dim sets it)")
+    if cfg.MODEL.META_ARCHITECTURE == "MMET" or sampler_uses_tasks(cfg):
+        _check_mmet(cfg)
     if cfg.MODEL.META_ARCHITECTURE == "ColorHistogramMatcher":
         from ..modeling.baselines.color_histogram import check_color_hist_params  # lazy, as TEXT_MODES above
 
@@ -263,6 +311,69 @@ def check_dmf_config(cfg: CN) -> None:
     if cfg.DATALOADER.TEXT_RATIO > 0 and sampler == "MultimodalIdentitySampler":
         _expect(bool(dmf.TEXT_ENCODER.NAME), "MODEL.DMF.TEXT_ENCODER.NAME", dmf.TEXT_ENCODER.NAME,
                 "a text-encoder path when DATALOADER.TEXT_RATIO > 0 (text samples need the encoder)")
+
+
+def sampler_uses_tasks(cfg: CN) -> bool:
+    """Whether the train sampler is MMET's task sampler (``TaskIdentitySampler``: masks in the data path)."""
+    return cfg.DATALOADER.SAMPLER_TRAIN == "TaskIdentitySampler"
+
+
+def _check_mmet(cfg: CN) -> None:
+    """MMET keys: masking ratios, MIM target and dVAE folder, test input, fusion shape, task sampler.
+
+    Raises:
+        ValueError: the first key out of range (names it, its value and what was expected); the dVAE or
+            FLAVA folder is missing (names ``MODEL.MMET.MIM.DVAE_PATH`` / ``MODEL.MMET.FLAVA_PATH``).
+    """
+    mmet, loader = cfg.MODEL.MMET, cfg.DATALOADER
+    _expect(cfg.MODEL.META_ARCHITECTURE == "MMET", "DATALOADER.SAMPLER_TRAIN", loader.SAMPLER_TRAIN,
+            "TaskIdentitySampler only with MODEL.META_ARCHITECTURE MMET (it draws visual-textual batches)")
+    _expect(cfg.MODEL.BACKBONE.NAME == "build_mmet_backbone", "MODEL.BACKBONE.NAME", cfg.MODEL.BACKBONE.NAME,
+            "'build_mmet_backbone' for MODEL.META_ARCHITECTURE MMET")
+    for key in ("IMAGE_RATIO", "TEXT_RATIO"):
+        _expect(0.0 < mmet.MASK[key] < 1.0, f"MODEL.MMET.MASK.{key}", mmet.MASK[key], "a masking ratio in (0, 1)")
+    _expect(mmet.MASK.MIN_BLOCK >= 1, "MODEL.MMET.MASK.MIN_BLOCK", mmet.MASK.MIN_BLOCK, "a block size >= 1 patch")
+    from ..modeling.mmet.meta_arch import LOSS_NAMES, MIM_TARGETS, TEST_INPUTS  # lazy, as TEXT_MODES below
+
+    _expect(mmet.MIM.TARGET in MIM_TARGETS, "MODEL.MMET.MIM.TARGET", mmet.MIM.TARGET, f"one of {MIM_TARGETS}")
+    if mmet.MIM.TARGET == "dvae":
+        _expect(bool(mmet.MIM.DVAE_PATH), "MODEL.MMET.MIM.DVAE_PATH", mmet.MIM.DVAE_PATH,
+                "a local FlavaImageCodebook folder when MODEL.MMET.MIM.TARGET is 'dvae' (nothing is downloaded; "
+                "or use TARGET 'pixel')")
+        _expect(os.path.isfile(os.path.join(mmet.MIM.DVAE_PATH, "config.json")), "MODEL.MMET.MIM.DVAE_PATH",
+                mmet.MIM.DVAE_PATH, "a folder saved by transformers' FlavaImageCodebook.save_pretrained "
+                "(config.json + weights)")
+    elif mmet.MIM.TARGET == "pixel":
+        stride = tuple(cfg.MODEL.BACKBONE.STRIDE_SIZE)
+        _expect(stride == (cfg.MODEL.DMF.PATCH_SIZE,) * 2, "MODEL.BACKBONE.STRIDE_SIZE", stride,
+                f"non-overlapping patches ({cfg.MODEL.DMF.PATCH_SIZE}, {cfg.MODEL.DMF.PATCH_SIZE}) = "
+                "MODEL.DMF.PATCH_SIZE for pixel MIM (MODEL.MMET.MIM.TARGET 'pixel')")
+    _expect(mmet.TEST_INPUT in TEST_INPUTS, "MODEL.MMET.TEST_INPUT", mmet.TEST_INPUT, f"one of {TEST_INPUTS}")
+    _expect(mmet.TEMPERATURE > 0, "MODEL.MMET.TEMPERATURE", mmet.TEMPERATURE, "a positive temperature")
+    width = mmet.FUSION.DIM or cfg.MODEL.DMF.EMBED_DIM
+    _expect(mmet.FUSION.DEPTH >= 1, "MODEL.MMET.FUSION.DEPTH", mmet.FUSION.DEPTH, "at least one fusion block")
+    _expect(mmet.FUSION.NUM_HEADS >= 1 and width % mmet.FUSION.NUM_HEADS == 0, "MODEL.MMET.FUSION.NUM_HEADS",
+            mmet.FUSION.NUM_HEADS, f"a divisor of the fusion width {width}")
+    for key in LOSS_NAMES:
+        _expect(mmet.LOSSES[key] >= 0, f"MODEL.MMET.LOSSES.{key}", mmet.LOSSES[key], "a weight >= 0 (0 = off)")
+    has_text = bool(cfg.MODEL.DMF.TEXT_ENCODER.NAME or mmet.FLAVA_PATH)
+    if mmet.FLAVA_PATH:
+        from ..modeling.mmet.flava import check_flava_config, read_flava_config
+
+        try:
+            flava_config = read_flava_config(mmet.FLAVA_PATH)
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from None
+        check_flava_config(cfg, flava_config)
+    if sampler_uses_tasks(cfg):
+        weights = tuple(loader.TASK_WEIGHTS)
+        _expect(len(weights) == 3 and all(w >= 0 for w in weights) and sum(weights) > 0, "DATALOADER.TASK_WEIGHTS",
+                weights, "three weights >= 0 (visual, textual, visual-textual) with a positive sum")
+        _expect(has_text or weights[1] == weights[2] == 0, "DATALOADER.TASK_WEIGHTS", weights,
+                "textual and visual-textual weights 0 without a text encoder (set MODEL.DMF.TEXT_ENCODER.NAME or "
+                "MODEL.MMET.FLAVA_PATH)")
+    if mmet.TEST_INPUT == "fused":
+        _expect(has_text, "MODEL.MMET.TEST_INPUT", mmet.TEST_INPUT, "'image' without a text encoder")
 
 
 def _check_datasets(cfg: CN) -> None:
@@ -317,7 +428,7 @@ def _check_loader_and_solver(cfg: CN) -> None:
             "a positive number of images per identity in a batch (>= 1)")
     _expect(loader.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", loader.NUM_WORKERS,
             "0 (load in the main process) or a positive number of loader processes")
-    samplers = (*FASTREID_TRAIN_SAMPLERS, "MultimodalIdentitySampler")
+    samplers = (*FASTREID_TRAIN_SAMPLERS, "MultimodalIdentitySampler", "TaskIdentitySampler")
     _expect(loader.SAMPLER_TRAIN in samplers, "DATALOADER.SAMPLER_TRAIN", loader.SAMPLER_TRAIN,
             f"one of {', '.join(samplers)}")
     if loader.SAMPLER_TRAIN in _IDENTITY_SAMPLERS:

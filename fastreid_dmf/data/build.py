@@ -25,12 +25,13 @@ from PIL import Image, ImageFile
 from ..compat import attribute_replaced
 from .datasets.from_config import dataset_kwargs
 from .datasets.holdout import holdout_sources, split_holdout
+from .mmm import MaskedMultimodalModeling, patch_grid
 from .multimodal_dataset import IMAGE_READ_ERRORS, MultimodalReIDDataset
-from .samplers import MultimodalIdentitySampler
+from .samplers import MultimodalIdentitySampler, TaskIdentitySampler
 
 __all__ = ["datasets_root", "dataset_kwargs", "holdout_sources", "load_train_items", "image_read_error",
            "truncated_images_rejected", "verify_images",
-           "build_dmf_train_loader", "build_dmf_test_loader"]
+           "build_mmm", "build_dmf_train_loader", "build_dmf_test_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +140,35 @@ def verify_images(items: list[tuple], skip_unreadable: bool) -> list[tuple]:
     return good
 
 
+def build_mmm(cfg) -> MaskedMultimodalModeling:
+    """MMET's data-path masking from ``MODEL.MMET.MASK``, the text encoder's tokenizer and ``SEED``.
+
+    A negative ``SEED`` (fast-reid's random seeding) uses fast-reid's seed shared by all processes.
+
+    Raises:
+        FileNotFoundError, OSError: the tokenizer cannot be read (names the key).
+        ValueError: a ratio outside (0, 1).
+    """
+    from ..modeling.mmet.text_encoder import load_mmet_tokenizer  # the text encoder's folder rules
+
+    mask = cfg.MODEL.MMET.MASK
+    grid = patch_grid(cfg.INPUT.SIZE_TRAIN, cfg.MODEL.DMF.PATCH_SIZE, tuple(cfg.MODEL.BACKBONE.STRIDE_SIZE))
+    seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+    return MaskedMultimodalModeling(load_mmet_tokenizer(cfg), cfg.MODEL.DMF.TEXT_ENCODER.MAX_TOKENS, grid,
+                                    image_ratio=mask.IMAGE_RATIO, min_block=mask.MIN_BLOCK,
+                                    text_ratio=mask.TEXT_RATIO, seed=seed)
+
+
 def build_dmf_train_loader(cfg):
     """fast-reid train loader over :class:`MultimodalReIDDataset`.
 
-    ``DATALOADER.SAMPLER_TRAIN == "MultimodalIdentitySampler"`` selects the
-    mixed-modality PK sampler (``DATALOADER.TEXT_RATIO``); any other name goes
-    to fast-reid's own sampler choice.
+    ``DATALOADER.SAMPLER_TRAIN``:
+
+    * ``MultimodalIdentitySampler``: DMF's mixed-modality PK sampler (``DATALOADER.TEXT_RATIO``);
+    * ``TaskIdentitySampler``: MMET's task sampler (one task per P x K batch, ``DATALOADER.TASK_WEIGHTS``),
+      with Masked Multimodal Modeling drawn in the dataset (:func:`build_mmm`); an epoch is N instances
+      (each training image once, in one of the three tasks, in expectation);
+    * any other name: fast-reid's own sampler choice.
 
     Returns:
         fast-reid's ``DataLoaderX`` yielding batch dicts (see :class:`MultimodalReIDDataset`).
@@ -152,15 +176,27 @@ def build_dmf_train_loader(cfg):
     items = load_train_items(cfg)
     if cfg.DATASETS.VERIFY_IMAGES:
         items = verify_images(items, cfg.DATASETS.SKIP_UNREADABLE)
-    multimodal = cfg.DATALOADER.SAMPLER_TRAIN == "MultimodalIdentitySampler"
+    sampler_name = cfg.DATALOADER.SAMPLER_TRAIN
+    multimodal = sampler_name == "MultimodalIdentitySampler"
     text_ratio = cfg.DATALOADER.TEXT_RATIO if multimodal else 0.0
-    train_set = MultimodalReIDDataset(items, build_transforms(cfg, is_train=True), cfg.INPUT.SIZE_TRAIN,
-                                      text_ratio=text_ratio, skip_unreadable=cfg.DATASETS.SKIP_UNREADABLE)
+    mini_batch_size = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
+    seed = cfg.SEED if cfg.SEED >= 0 else None
+    transform = build_transforms(cfg, is_train=True)
     sampler = None
+    if sampler_name == "TaskIdentitySampler":
+        sampler = TaskIdentitySampler(items, mini_batch_size, cfg.DATALOADER.NUM_INSTANCE,
+                                      tuple(cfg.DATALOADER.TASK_WEIGHTS), seed=seed)
+        train_set = MultimodalReIDDataset(items, transform, cfg.INPUT.SIZE_TRAIN, mmm=build_mmm(cfg),
+                                          epoch_length=len(items), skip_unreadable=cfg.DATASETS.SKIP_UNREADABLE)
+        logger.info("Using training sampler TaskIdentitySampler (visual, textual, visual-textual probabilities "
+                    "%s) with Masked Multimodal Modeling: %d instances per epoch",
+                    ", ".join(f"{p:.2f}" for p in sampler.task_probabilities), len(train_set))
+        return build_reid_train_loader(cfg, train_set=train_set, sampler=sampler)
+    train_set = MultimodalReIDDataset(items, transform, cfg.INPUT.SIZE_TRAIN,
+                                      text_ratio=text_ratio, skip_unreadable=cfg.DATASETS.SKIP_UNREADABLE)
     if multimodal:
-        mini_batch_size = cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
         sampler = MultimodalIdentitySampler(train_set.img_items, mini_batch_size, cfg.DATALOADER.NUM_INSTANCE,
-                                            text_ratio, seed=cfg.SEED if cfg.SEED >= 0 else None)
+                                            text_ratio, seed=seed)
         logger.info("Using training sampler MultimodalIdentitySampler (TEXT_RATIO=%.2f): %d instances per epoch "
                     "over %d image/description pairs", text_ratio, len(train_set), len(items))
     return build_reid_train_loader(cfg, train_set=train_set, sampler=sampler)

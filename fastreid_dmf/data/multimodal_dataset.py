@@ -5,6 +5,10 @@ Extends fast-reid's ``CommDataset`` (``fastreid/data/common.py``): index
 be read raises :class:`UnreadableImageError` naming the file or, with
 ``DATASETS.SKIP_UNREADABLE``, is replaced by another image of the same
 identity); index ``N + i`` returns item i's description as a text sample.
+Index ``2N + i`` (MMET's visual-textual task) returns the image with its description; indices
+carrying a read count (:mod:`fastreid_dmf.multimodal_batch`) address the same samples. With Masked
+Multimodal Modeling (``mmm``, MMET pre-training) every sample also carries its patch mask and (masked)
+token ids, drawn here, in the loader's worker processes (:mod:`fastreid_dmf.data.mmm`).
 ``len()`` is the length of one epoch of DMF Algorithm 1 for the training
 ``text_ratio`` (:func:`~fastreid_dmf.data.samplers.instances_per_epoch`: N for
 image-only or text-only training, 2N = |S_i| + |S_t| at the paper's 0.5),
@@ -22,7 +26,8 @@ from fastreid.data.common import CommDataset
 from fastreid.data.data_utils import read_image
 from PIL import Image
 
-from ..multimodal_batch import IMAGE, TEXT, split_index
+from ..multimodal_batch import IMAGE, PAIR, TEXT, decode_index, encode_index
+from .mmm import MaskedMultimodalModeling
 from .samplers import instances_per_epoch
 
 __all__ = ["MultimodalReIDDataset", "UnreadableImageError", "IMAGE_READ_ERRORS"]
@@ -59,6 +64,10 @@ class MultimodalReIDDataset(CommDataset):
         image_size: (H, W) of transformed images; text samples carry a zero
             image of this size so fast-reid's collator can stack the batch.
         relabel: map pids/camids to 0..n-1 (training).
+        mmm: Masked Multimodal Modeling of MMET pre-training: adds ``patch_mask`` bool ``(rows * columns,)``,
+            ``input_ids`` / ``attention_mask`` / ``mlm_labels`` int64 ``(L,)`` to every sample (empty where the
+            sample has no image or no text), drawn from the sample and its read count; None = off.
+        epoch_length: instances per epoch; None = from ``text_ratio`` (below).
         text_ratio: ``DATALOADER.TEXT_RATIO`` of the sampler drawing from this set; sets ``len()``
             (one epoch, see module docstring). 0 for fast-reid's image-only samplers.
         skip_unreadable: ``DATASETS.SKIP_UNREADABLE``: an image that cannot be
@@ -82,18 +91,21 @@ class MultimodalReIDDataset(CommDataset):
             (the logged warnings carry that process's count).
 
     Raises:
-        IndexError: index outside ``0 .. 2N-1``.
-        ValueError: a text index for an item without description; ``text_ratio`` outside [0, 1].
+        IndexError: a negative index or an unknown modality.
+        ValueError: a text or visual-textual index for an item without description; ``text_ratio`` outside [0, 1].
         UnreadableImageError: an image index whose file cannot be read and
             ``skip_unreadable`` is False, or no image of its identity can be
             read; the message names the file(s).
     """
 
     def __init__(self, img_items: Sequence[tuple], transform: Callable | None, image_size: Sequence[int],
-                 relabel: bool = True, text_ratio: float = 0.0, skip_unreadable: bool = False) -> None:
+                 relabel: bool = True, text_ratio: float = 0.0, skip_unreadable: bool = False,
+                 mmm: MaskedMultimodalModeling | None = None, epoch_length: int | None = None) -> None:
         super().__init__(list(img_items), transform, relabel)
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.epoch_length = instances_per_epoch(len(self.img_items), text_ratio)
+        self.epoch_length = instances_per_epoch(len(self.img_items), text_ratio) if epoch_length is None \
+            else int(epoch_length)
+        self.mmm = mmm
         self.skip_unreadable = bool(skip_unreadable)
         self.skipped_paths: dict[str, str] = {}
         self._indices_of_pid: dict[object, list[int]] | None = None  # built on the first unreadable image
@@ -108,13 +120,25 @@ class MultimodalReIDDataset(CommDataset):
         return item[3] if len(item) > 3 and item[3] else ""
 
     def __getitem__(self, index: int) -> dict:
-        item_index, modality = split_index(index, len(self.img_items))
+        num_items = len(self.img_items)
+        item_index, modality, read_count = decode_index(index, num_items)
         if modality == IMAGE:
-            return self._image_sample(item_index)
-        text = self.description(item_index)
-        if not text:
-            raise ValueError(f"text sample requested for {self.img_items[item_index][0]!r}, which has no description")
-        img_path, pid, camid = self.img_items[item_index][:3]
+            sample = self._image_sample(item_index)
+        elif modality in (TEXT, PAIR):
+            text = self.description(item_index)
+            if not text:
+                raise ValueError(f"{'text' if modality == TEXT else 'visual-textual'} sample requested for "
+                                 f"{self.img_items[item_index][0]!r}, which has no description")
+            sample = self._text_sample(item_index, text) if modality == TEXT else self._image_sample(item_index)
+            sample["modalities"] = modality
+        else:
+            raise IndexError(f"index {index}: unknown modality {modality}")
+        if self.mmm is not None:
+            self._add_masks(sample, encode_index(item_index, modality, num_items), read_count)
+        return sample
+
+    def _text_sample(self, index: int, text: str) -> dict:
+        img_path, pid, camid = self.img_items[index][:3]
         if self.relabel:
             pid, camid = self.pid_dict[pid], self.cam_dict[camid]
         return {
@@ -125,6 +149,14 @@ class MultimodalReIDDataset(CommDataset):
             "modalities": TEXT,
             "texts": text,
         }
+
+    def _add_masks(self, sample: dict, first_index: int, read_count: int) -> None:
+        """Add the MMM masks of this read (one generator per sample and read: image mask, then text mask)."""
+        rng = self.mmm.generator(first_index, read_count)
+        modality = sample["modalities"]
+        has_image, has_text = modality in (IMAGE, PAIR), modality in (TEXT, PAIR)
+        sample["patch_mask"] = self.mmm.patch_mask(rng) if has_image else self.mmm.empty_patch_mask()
+        sample.update(self.mmm.tokens(sample["texts"], rng) if has_text else self.mmm.empty_tokens())
 
     def _image_sample(self, index: int) -> dict:
         """Sample of image ``index``, or of its substitute (``skip_unreadable``); see the class docstring."""

@@ -85,16 +85,17 @@ class DMFTrainer(DefaultTrainer):
       drops ``MODEL.DMF.SKIP_LOAD_KEYS`` (the identity classifier when
       fine-tuning on new identities) and logs every key skipped and why.
     * multi-GPU: DDP with ``find_unused_parameters=True`` (see :func:`ddp_with_unused_parameters`).
-    * ``build_optimizer``: fast-reid's, with a fine-tuned text encoder's LR times
-      ``MODEL.DMF.TEXT_ENCODER.LR_FACTOR``.
+    * ``build_optimizer``: fast-reid's, with a trained pre-trained text encoder's LR times
+      ``MODEL.DMF.TEXT_ENCODER.LR_FACTOR`` (DMF with ``FREEZE`` False; MMET always).
     """
 
     @classmethod
     def build_optimizer(cls, cfg, model):
         """fast-reid's ``build_optimizer``; returns ``(optimizer, param_wrapper)`` as upstream."""
         encoder = getattr(getattr(model, "backbone", None), "text_encoder", None)
-        trainable = [] if encoder is None or encoder.freeze else [
-            p for p in encoder.module.parameters() if p.requires_grad]
+        # DMF's encoder is frozen unless TEXT_ENCODER.FREEZE is False; MMET's is always trained (MLM).
+        frozen = encoder is None or getattr(encoder, "freeze", False)
+        trainable = [] if frozen else [p for p in encoder.parameters() if p.requires_grad]
         factor = cfg.MODEL.DMF.TEXT_ENCODER.LR_FACTOR
         if not trainable or factor == 1.0:
             return super().build_optimizer(cfg, model)

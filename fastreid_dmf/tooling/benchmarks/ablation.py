@@ -12,7 +12,9 @@ recipe:
   shape (``build_fastreid_vit_backbone``), no text;
 * ``fastreid_r18``: fast-reid's ``Baseline`` with a from-scratch ResNet-18;
 * ``color_histogram``: the no-learning HSV stripe-histogram matcher;
-* ``untrained``: the DMF model with its random initialisation.
+* ``untrained``: the DMF model with its random initialisation;
+* ``mmet``: MMET (FLAVA-style encoders, three tasks, Masked Multimodal Modeling) pre-trained on the same
+  FineGPR-layout source (``mmet_pretrain.yml``) and fine-tuned with DMF's recipe (``mmet_finetune.yml``).
 
 Pre-training epochs follow Algorithm 1 (:func:`~fastreid_dmf.data.samplers.instances_per_epoch`),
 so image-only and text + image pre-training show the same number of images.
@@ -49,7 +51,9 @@ class Variant:
         label: row label in the table and chart.
         config: config of the (final) run, relative to ``configs/demo``.
         pretrain_text_ratio: ``DATALOADER.TEXT_RATIO`` of a DMF stage-I run on FineGPR
-            (``dmf_pretrain.yml``) whose ``model_final.pth`` the run starts from; None = no pre-training.
+            (``dmf_pretrain.yml``) whose ``model_final.pth`` the run starts from; None = no DMF pre-training.
+        pretrain_config: another stage-I config (relative to ``configs/demo``) whose ``model_final.pth`` the
+            run starts from (MMET's ``mmet_pretrain.yml``); None = none. Excludes ``pretrain_text_ratio``.
         eval_only: ``--eval-only`` (no training).
         seeded: results depend on ``SEED`` (False: computed once and repeated for every seed).
         opts: extra ``KEY VALUE`` overrides of this row's run.
@@ -62,6 +66,16 @@ class Variant:
     eval_only: bool = False
     seeded: bool = True
     opts: tuple[str, ...] = ()
+    pretrain_config: str | None = None
+
+    def pretraining(self) -> tuple[str, str, list] | None:
+        """``(run folder name, config, opts)`` of this row's stage-I run, or None (same name = run shared)."""
+        if self.pretrain_text_ratio is not None:
+            ratio = self.pretrain_text_ratio
+            return f"pretrain_text_ratio_{ratio:g}", "dmf_pretrain.yml", ["DATALOADER.TEXT_RATIO", ratio]
+        if self.pretrain_config is not None:
+            return f"pretrain_{os.path.splitext(self.pretrain_config)[0]}", self.pretrain_config, []
+        return None
 
 
 VARIANTS: dict[str, Variant] = {v.key: v for v in (
@@ -75,6 +89,8 @@ VARIANTS: dict[str, Variant] = {v.key: v for v in (
     Variant("dmf_text", "DMF, text-only pre-training", "dmf_finetune.yml", pretrain_text_ratio=1.0),
     Variant("dmf_image", "DMF, image-only pre-training", "dmf_finetune.yml", pretrain_text_ratio=0.0),
     Variant("dmf_text_image", "DMF, text + image pre-training", "dmf_finetune.yml", pretrain_text_ratio=0.5),
+    Variant("mmet", "MMET, visual + textual + visual-textual pre-training (MMM)", "mmet_finetune.yml",
+            pretrain_config="mmet_pretrain.yml"),
 )}
 #: Rows of the main job's table (``tools/run_demo.sh``).
 MAIN_JOB_VARIANTS = ("untrained", "color_histogram", "fastreid_vit", "dmf_none", "dmf_image", "dmf_text_image")
@@ -278,22 +294,23 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
     for seed in seeds:
         seed_dir = os.path.join(out_dir, f"seed{seed}")
         common = ["SEED", seed, *opts]
-        pretrained: dict[float, str] = {}
+        pretrained: dict[str, str] = {}
         for key in variants:
             variant = VARIANTS[key]
             if not variant.seeded and runs[key]:
                 runs[key][str(seed)] = next(iter(runs[key].values()))
                 continue
             weights = ""
-            ratio = variant.pretrain_text_ratio
-            if ratio is not None:
-                if ratio not in pretrained:
-                    pre_dir = os.path.join(seed_dir, f"pretrain_text_ratio_{ratio:g}")
-                    log(f"[seed {seed}] pre-training, DATALOADER.TEXT_RATIO {ratio:g} -> {pre_dir}")
-                    _train_net(os.path.join(DEMO, "dmf_pretrain.yml"), pre_dir,
-                               [*common, "DATALOADER.TEXT_RATIO", ratio], False, pre_dir + ".log", resume)
-                    pretrained[ratio] = os.path.join(pre_dir, "model_final.pth")
-                weights = pretrained[ratio]
+            stage_one = variant.pretraining()
+            if stage_one is not None:
+                name, config, pre_opts = stage_one
+                if name not in pretrained:
+                    pre_dir = os.path.join(seed_dir, name)
+                    log(f"[seed {seed}] pre-training, {config} {' '.join(map(str, pre_opts))} -> {pre_dir}")
+                    _train_net(os.path.join(DEMO, config), pre_dir, [*common, *pre_opts], False, pre_dir + ".log",
+                               resume)
+                    pretrained[name] = os.path.join(pre_dir, "model_final.pth")
+                weights = pretrained[name]
             run_dir = os.path.join(seed_dir, key)
             log(f"[seed {seed}] {variant.label} -> {run_dir}")
             run_opts = [*common, "MODEL.WEIGHTS", weights, *variant.opts]
