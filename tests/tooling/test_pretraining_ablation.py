@@ -96,6 +96,18 @@ def test_every_variant_config_exists():
 
     for variant in VARIANTS.values():
         assert os.path.isfile(os.path.join(DEMO, variant.config)), variant.key
+        stage_one = variant.pretraining()
+        if stage_one is not None:
+            assert os.path.isfile(os.path.join(DEMO, stage_one[1])), variant.key
+
+
+def test_mmet_row_fine_tunes_its_own_pretraining_and_dmf_rows_share_theirs():
+    mmet = VARIANTS["mmet"].pretraining()
+    assert mmet == ("pretrain_mmet_pretrain", "mmet_pretrain.yml", [])
+    assert VARIANTS["mmet"].config == "mmet_finetune.yml"
+    assert VARIANTS["dmf_text_image"].pretraining() == ("pretrain_text_ratio_0.5", "dmf_pretrain.yml",
+                                                        ["DATALOADER.TEXT_RATIO", 0.5])
+    assert VARIANTS["dmf_none"].pretraining() is None
 
 
 def test_resume_reuses_finished_runs_without_running_them(tmp_path, monkeypatch):
