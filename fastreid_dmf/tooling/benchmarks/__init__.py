@@ -4,4 +4,6 @@
   fast-reid and hand-made baselines, several seeds); also the main job's table.
 * :mod:`.image_verification`: cost of fully decoding every training image (``DATASETS.VERIFY_IMAGES``)
   against PIL's header-only ``verify()``.
+* :mod:`.mmet_speed`: MMET's training iteration per task (visual, textual, visual-textual) against DMF's,
+  and the cost of MMET's data-path masking (``tools/benchmark_mmet_speed.py``).
 """
