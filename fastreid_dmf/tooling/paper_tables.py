@@ -3,8 +3,11 @@
 Published numbers (Rank-1 / mAP, percent) are those of DMF (Xiang et al.,
 arXiv 2211.00933) Tables 1-4, with the TransMatcher and QAConv-GS columns the
 paper compares against (collected in the project's reference notes, section 3).
-Every row names the config that reproduces it (``configs/paper/...``), and the
-fast-reid baselines run on the same source and targets.
+Every row names the config that reproduces it (``configs/paper/...``), the
+fast-reid baselines run on the same source and targets, and MMET (FLAVA-size,
+pre-trained on the same FineGPR subset, ``configs/FineGPR/mmet_pretrain.yml``)
+is fine-tuned on the same protocol beside DMF (its paper gives no numbers for
+these tables, so MMET has our column only).
 
 Our results are read from each config's ``OUTPUT_DIR``: ``results.json``
 (written by ``tools/train_net.py``) or, for runs made elsewhere, fast-reid's
@@ -56,6 +59,7 @@ class PaperRow:
             domain (Tables 2-4).
         config: DMF config path relative to the repository root.
         baselines: fast-reid baseline configs on the same source and targets.
+        mmet: MMET config on the same source and targets ("" = none for this row).
         paper: ``{test set registry name: {method: (Rank-1, mAP)}}``.
     """
 
@@ -64,6 +68,7 @@ class PaperRow:
     config: str
     baselines: tuple[str, ...] = ()
     paper: dict[str, dict[str, Score]] = field(default_factory=dict)
+    mmet: str = ""
 
     @property
     def tests(self) -> tuple[str, ...]:
@@ -77,7 +82,9 @@ def _dmf_only(**scores: Score) -> dict[str, dict[str, Score]]:
 
 _T1 = "configs/paper/table1_duke"
 _T1_BASE = (f"{_T1}/bagtricks_vit.yml", f"{_T1}/bagtricks_R50.yml")
+_T2 = "configs/paper/table2_market"
 _T3 = "configs/paper/table3_msmt17"
+_T4 = "configs/paper/table4_randperson"
 
 #: Every row of DMF Tables 1-4 (numbers: Rank-1 / mAP in percent).
 PAPER_ROWS: tuple[PaperRow, ...] = (
@@ -88,39 +95,42 @@ PAPER_ROWS: tuple[PaperRow, ...] = (
     PaperRow("Table 1", "Image", f"{_T1}/dmf_image_only.yml", (),
              _dmf_only(Market1501=(74.9, 46.3), CUHK03NP=(19.3, 17.9), MSMT17=(17.5, 16.0))),
     PaperRow("Table 1", "Text + Image", f"{_T1}/dmf_text_image.yml", (),
-             _dmf_only(Market1501=(80.2, 52.6), CUHK03NP=(21.2, 19.4), MSMT17=(20.8, 19.3))),
-    PaperRow("Table 2", "Market", "configs/paper/table2_market/dmf.yml",
-             ("configs/paper/table2_market/bagtricks_vit.yml", "configs/paper/table2_market/bagtricks_R50.yml"),
+             _dmf_only(Market1501=(80.2, 52.6), CUHK03NP=(21.2, 19.4), MSMT17=(20.8, 19.3)), mmet=f"{_T1}/mmet.yml"),
+    PaperRow("Table 2", "Market", f"{_T2}/dmf.yml", (f"{_T2}/bagtricks_vit.yml", f"{_T2}/bagtricks_R50.yml"),
              {"CUHK03NP": {"DMF": (23.4, 22.6), "TransMatcher": (22.2, 21.4), "QAConv-GS": (19.1, 18.1)},
-              "MSMT17": {"DMF": (50.6, 21.5), "TransMatcher": (47.3, 18.4), "QAConv-GS": (45.9, 17.2)}}),
+              "MSMT17": {"DMF": (50.6, 21.5), "TransMatcher": (47.3, 18.4), "QAConv-GS": (45.9, 17.2)}},
+             mmet=f"{_T2}/mmet.yml"),
     PaperRow("Table 3", "MSMT17", f"{_T3}/dmf_msmt17.yml",
              (f"{_T3}/bagtricks_vit_msmt17.yml", f"{_T3}/bagtricks_R50_msmt17.yml"),
              {"Market1501": {"DMF": (81.3, 55.1), "TransMatcher": (80.1, 52.0), "QAConv-GS": (79.1, 49.5)},
-              "CUHK03NP": {"DMF": (26.1, 24.7), "TransMatcher": (23.7, 22.5), "QAConv-GS": (20.9, 20.6)}}),
+              "CUHK03NP": {"DMF": (26.1, 24.7), "TransMatcher": (23.7, 22.5), "QAConv-GS": (20.9, 20.6)}},
+             mmet=f"{_T3}/mmet_msmt17.yml"),
     PaperRow("Table 3", "MSMT17(all)", f"{_T3}/dmf_msmt17_all.yml",
              (f"{_T3}/bagtricks_vit_msmt17_all.yml", f"{_T3}/bagtricks_R50_msmt17_all.yml"),
              {"Market1501": {"DMF": (82.6, 58.8), "TransMatcher": (82.6, 58.4), "QAConv-GS": (82.4, 56.9)},
-              "CUHK03NP": {"DMF": (34.0, 32.1), "TransMatcher": (31.9, 30.7), "QAConv-GS": (27.6, 28.0)}}),
-    PaperRow("Table 4", "RandPerson", "configs/paper/table4_randperson/dmf.yml",
-             ("configs/paper/table4_randperson/bagtricks_vit.yml", "configs/paper/table4_randperson/bagtricks_R50.yml"),
+              "CUHK03NP": {"DMF": (34.0, 32.1), "TransMatcher": (31.9, 30.7), "QAConv-GS": (27.6, 28.0)}},
+             mmet=f"{_T3}/mmet_msmt17_all.yml"),
+    PaperRow("Table 4", "RandPerson", f"{_T4}/dmf.yml", (f"{_T4}/bagtricks_vit.yml", f"{_T4}/bagtricks_R50.yml"),
              {"Market1501": {"DMF": (78.7, 52.0), "TransMatcher": (77.3, 49.1), "QAConv-GS": (76.7, 46.7)},
               "CUHK03NP": {"DMF": (21.5, 19.3), "TransMatcher": (17.1, 16.0), "QAConv-GS": (18.4, 16.1)},
-              "MSMT17": {"DMF": (52.4, 18.9), "TransMatcher": (48.3, 17.7), "QAConv-GS": (45.1, 15.5)}}),
+              "MSMT17": {"DMF": (52.4, 18.9), "TransMatcher": (48.3, 17.7), "QAConv-GS": (45.1, 15.5)}},
+             mmet=f"{_T4}/mmet.yml"),
 )
 
-#: FineGPR pre-training configs the fine-tuning rows start from.
+#: FineGPR pre-training configs the fine-tuning rows start from (DMF's three, then MMET's).
 PRETRAIN_CONFIGS: tuple[str, ...] = (
     "configs/FineGPR/dmf_pretrain_text_only.yml",
     "configs/FineGPR/dmf_pretrain_image_only.yml",
     "configs/FineGPR/dmf_pretrain_text_image.yml",
+    "configs/FineGPR/mmet_pretrain.yml",
 )
 
 
 def paper_configs(rows: Iterable[PaperRow] = PAPER_ROWS) -> list[str]:
-    """Every config behind the paper tables: pre-training, DMF rows, then baselines (no duplicates)."""
+    """Every config behind the paper tables: pre-training, then per row DMF, MMET and baselines (no duplicates)."""
     seen: list[str] = list(PRETRAIN_CONFIGS)
     for row in rows:
-        for path in (row.config, *row.baselines):
+        for path in (row.config, *([row.mmet] if row.mmet else []), *row.baselines):
             if path not in seen:
                 seen.append(path)
     return seen
@@ -208,11 +218,13 @@ def paper_table(table: str, base_dir: str = ".", repo_dir: str = ".") -> str:
         repo_dir: repository root (config paths in :data:`PAPER_ROWS` are relative to it).
 
     Returns:
-        Table 1: one row per pre-training variant (and per fast-reid
-        baseline), columns "ours" and "paper" per test set. Tables 2-4: one
-        row per source -> test pair, columns DMF (ours), the fast-reid
-        baselines (ours), then the paper's DMF, TransMatcher and QAConv-GS.
-        Runs without results show "-".
+        Table 1: one row per pre-training variant, then MMET (FineGPR MMET
+        pre-training, same fine-tuning) and the fast-reid baselines, columns
+        "ours" and "paper" per test set (MMET and the baselines: "-" as
+        paper). Tables 2-4: one row per source -> test pair, columns DMF
+        (ours), MMET (ours), the fast-reid baselines (ours), then the
+        paper's DMF, TransMatcher and QAConv-GS. Runs without results (or
+        rows without an MMET config) show "-".
 
     Raises:
         ValueError: unknown table name.
@@ -237,23 +249,26 @@ def paper_table(table: str, base_dir: str = ".", repo_dir: str = ".") -> str:
             for test in tests:
                 line += [_fmt(_ours(ours, test)), _fmt(row.paper[test]["DMF"])]
             body.append(line)
-        for baseline in rows[0].baselines:
-            ours = results_of(baseline)
-            line = [_baseline_label(baseline)]
+        others = [(f"MMET {r.label}", r.mmet) for r in rows if r.mmet]
+        others += [(_baseline_label(b), b) for b in rows[0].baselines]
+        for label, config in others:
+            ours = results_of(config)
+            line = [label]
             for test in tests:
                 line += [_fmt(_ours(ours, test)), "-"]
             body.append(line)
         return tabulate(body, headers=headers, tablefmt="pipe")
 
-    headers = ["Train -> Test", "DMF ours"]
+    headers = ["Train -> Test", "DMF ours", "MMET ours"]
     baseline_labels = [_baseline_label(b) + " ours" for b in rows[0].baselines]
     headers += baseline_labels + [f"{m} paper" for m in PAPER_METHODS]
     body = []
     for row in rows:
         ours = results_of(row.config)
+        mmet = results_of(row.mmet) if row.mmet else {}
         baselines = [results_of(b) for b in row.baselines]
         for test in row.tests:
-            line = [f"{row.label} -> {TEST_SET_LABELS[test]}", _fmt(_ours(ours, test))]
+            line = [f"{row.label} -> {TEST_SET_LABELS[test]}", _fmt(_ours(ours, test)), _fmt(_ours(mmet, test))]
             line += [_fmt(_ours(b, test)) for b in baselines]
             line += [_fmt(row.paper[test].get(m)) for m in PAPER_METHODS]
             body.append(line)

@@ -9,10 +9,13 @@ parser), with ``KEY VALUE`` overrides that only shrink it:
   cache folder re-rooted under the smoke work folder, so a pre-training run's
   ``model_final.pth`` is what the fine-tuning configs load, as on the real
   cluster;
-* DMF configs: a 2-block, 64-wide ViT; the ImageNet checkpoint
+* DMF and MMET configs: a 2-block, 64-wide ViT; the ImageNet checkpoint
   ``MODEL.BACKBONE.PRETRAIN_PATH`` is a tiny timm-layout ViT written at the
   224x224 grid (so the position-embedding resize runs); the text encoder is the
-  locally shipped all-MiniLM-L6-v2 instead of data2vec-text-base;
+  locally shipped all-MiniLM-L6-v2 instead of data2vec-text-base or FLAVA's;
+* MMET configs also: no FLAVA folder (``MODEL.MMET.FLAVA_PATH`` ""), a 2-block,
+  64-wide fusion encoder; the other MMET keys (LayerNorm eps, masking, MIM
+  target, task sampler) are kept;
 * fast-reid baselines: their own backbones and heads, unchanged apart from the
   image size, without ImageNet weights (none can be had offline).
 
@@ -96,15 +99,19 @@ def smoke_overrides(cfg, workdir: str, vit_checkpoint: str) -> list:
         "INPUT.SIZE_TRAIN", [64, 32], "INPUT.SIZE_TEST", [64, 32], "INPUT.PADDING.SIZE", 2,
         "OUTPUT_DIR", _rooted(cfg.OUTPUT_DIR, workdir), "MODEL.WEIGHTS", _rooted(cfg.MODEL.WEIGHTS, workdir),
     ]
-    if cfg.MODEL.META_ARCHITECTURE == "DMF":
+    arch = cfg.MODEL.META_ARCHITECTURE
+    if arch in ("DMF", "MMET"):
         opts += ["MODEL.DMF.EMBED_DIM", _SMOKE_DIM, "MODEL.BACKBONE.FEAT_DIM", _SMOKE_DIM,
                  "MODEL.DMF.DEPTH", _SMOKE_DEPTH, "MODEL.DMF.NUM_HEADS", _SMOKE_HEADS,
                  "MODEL.BACKBONE.PRETRAIN_PATH", vit_checkpoint, "MODEL.DMF.TEXT_DIM", 384]
         encoder = cfg.MODEL.DMF.TEXT_ENCODER
-        if encoder.NAME:
+        if encoder.NAME or (arch == "MMET" and cfg.MODEL.MMET.FLAVA_PATH):
             cache = encoder.CACHE_DIR
             opts += ["MODEL.DMF.TEXT_ENCODER.NAME", SMOKE_TEXT_ENCODER,
                      "MODEL.DMF.TEXT_ENCODER.CACHE_DIR", cache if cache in ("", "none") else _rooted(cache, workdir)]
+        if arch == "MMET":  # no FLAVA folder: MiniLM (above) as the text encoder, a smoke-width fusion
+            opts += ["MODEL.MMET.FLAVA_PATH", "", "MODEL.MMET.FUSION.DIM", _SMOKE_DIM,
+                     "MODEL.MMET.FUSION.DEPTH", _SMOKE_DEPTH, "MODEL.MMET.FUSION.NUM_HEADS", _SMOKE_HEADS]
     else:
         opts += ["MODEL.BACKBONE.PRETRAIN", False]
     return opts
