@@ -73,7 +73,77 @@ def instances_per_epoch(num_pairs: int, text_ratio: float) -> int:
     return round(num_pairs / max(text_ratio, 1.0 - text_ratio))
 
 
-class MultimodalIdentitySampler(Sampler):
+class _IdentityBatchSampler(Sampler):
+    """Infinite P x K identity sampler: the parts DMF's and MMET's samplers share.
+
+    Identity selection and sharding mirror fast-reid's ``NaiveIdentitySampler``: each round walks all
+    identities in a fresh random order, P x world_size at a time (last partial batch dropped), K instances
+    each (with replacement only when an identity has fewer than K items); a global batch is reordered
+    with fast-reid's ``reorder_index`` so each process gets whole identities, and process ``r`` takes every
+    ``world_size``-th index from ``r``. Subclasses turn each global batch's items into indices
+    (:meth:`_global_batch`).
+
+    Raises:
+        ValueError: batch size not a positive multiple of K (names DATALOADER.NUM_INSTANCE), or fewer
+            identities than P (names SOLVER.IMS_PER_BATCH).
+    """
+
+    def __init__(self, data_source: Sequence[tuple], mini_batch_size: int, num_instances: int,
+                 seed: int | None = None, rank: int | None = None, world_size: int | None = None) -> None:
+        if mini_batch_size < 1 or num_instances < 1 or mini_batch_size % num_instances:
+            raise ValueError(f"batch size {mini_batch_size} must be a positive multiple of "
+                             f"DATALOADER.NUM_INSTANCE={num_instances}")
+        self.num_items = len(data_source)
+        self.num_instances = num_instances
+        self.num_pids_per_batch = mini_batch_size // num_instances
+        self._rank = comm.get_rank() if rank is None else rank
+        self._world_size = comm.get_world_size() if world_size is None else world_size
+        self.batch_size = mini_batch_size * self._world_size
+        self.pid_index: dict = defaultdict(list)
+        for index, item in enumerate(data_source):
+            self.pid_index[item[1]].append(index)
+        self.pids = sorted(self.pid_index)
+        if len(self.pids) < self.num_pids_per_batch:
+            raise ValueError(f"{len(self.pids)} identities cannot fill a batch of {self.num_pids_per_batch} "
+                             f"identities x {num_instances} instances; lower SOLVER.IMS_PER_BATCH")
+        self._seed = int(comm.shared_random_seed() if seed is None else seed)
+
+    def __iter__(self) -> Iterator[int]:
+        yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
+
+    def _infinite_indices(self) -> Iterator[int]:
+        """The global stream (before process slicing), restarted by every ``iter()``."""
+        rng = np.random.default_rng(self._seed)
+        state = self._new_stream_state()
+        pids_per_global_batch = self.num_pids_per_batch * self._world_size
+        while True:
+            order = rng.permutation(len(self.pids))
+            for start in range(0, len(order) - pids_per_global_batch + 1, pids_per_global_batch):
+                items = [self._instances(rng, self.pids[pos]) for pos in order[start:start + pids_per_global_batch]]
+                yield from reorder_index(self._global_batch(rng, items, state), self._world_size)
+
+    def _instances(self, rng: np.random.Generator, pid) -> list[int]:
+        indices = self.pid_index[pid]
+        replace = len(indices) < self.num_instances
+        return rng.choice(indices, size=self.num_instances, replace=replace).tolist()
+
+    def _new_stream_state(self):
+        """Per-stream state handed to every :meth:`_global_batch` call (None here)."""
+        return None
+
+    def _global_batch(self, rng: np.random.Generator, items: list[list[int]], state) -> list[int]:
+        """Dataset indices of one global batch: ``items`` holds K item indices per identity."""
+        raise NotImplementedError
+
+
+def _require_descriptions(data_source: Sequence[tuple], message: str) -> None:
+    """Raise ``ValueError(message.format(path=...))`` for the first item without a description."""
+    for item in data_source:
+        if len(item) < 4 or not item[3]:
+            raise ValueError(message.format(path=repr(item[0])))
+
+
+class MultimodalIdentitySampler(_IdentityBatchSampler):
     """Infinite P x K identity sampler over images and their descriptions.
 
     Args:
@@ -96,58 +166,22 @@ class MultimodalIdentitySampler(Sampler):
     def __init__(self, data_source: Sequence[tuple], mini_batch_size: int, num_instances: int,
                  text_ratio: float = 0.5, seed: int | None = None, rank: int | None = None,
                  world_size: int | None = None) -> None:
-        if num_instances < 1 or mini_batch_size % num_instances:
-            raise ValueError(f"batch size {mini_batch_size} must be a positive multiple of "
-                             f"DATALOADER.NUM_INSTANCE={num_instances}")
         if not 0.0 <= text_ratio <= 1.0:
             raise ValueError(f"DATALOADER.TEXT_RATIO={text_ratio}: expected a probability in [0, 1]")
         if text_ratio > 0:
-            for item in data_source:
-                if len(item) < 4 or not item[3]:
-                    raise ValueError(f"DATALOADER.TEXT_RATIO={text_ratio} needs a description for every training "
-                                     f"image, but {item[0]!r} has none (use a text dataset such as FineGPR, "
-                                     "or TEXT_RATIO 0)")
-        self.num_items = len(data_source)
-        self.num_instances = num_instances
-        self.num_pids_per_batch = mini_batch_size // num_instances
+            _require_descriptions(data_source, f"DATALOADER.TEXT_RATIO={text_ratio} needs a description for every "
+                                  "training image, but {path} has none (use a text dataset such as FineGPR, or "
+                                  "TEXT_RATIO 0)")
+        super().__init__(data_source, mini_batch_size, num_instances, seed, rank, world_size)
         self.text_ratio = float(text_ratio)
-        self._rank = comm.get_rank() if rank is None else rank
-        self._world_size = comm.get_world_size() if world_size is None else world_size
-        self.batch_size = mini_batch_size * self._world_size
-        self.pid_index: dict = defaultdict(list)
-        for index, item in enumerate(data_source):
-            self.pid_index[item[1]].append(index)
-        self.pids = sorted(self.pid_index)
-        if len(self.pids) < self.num_pids_per_batch:
-            raise ValueError(f"{len(self.pids)} identities cannot fill a batch of {self.num_pids_per_batch} "
-                             f"identities x {num_instances} instances; lower SOLVER.IMS_PER_BATCH")
-        self._seed = int(comm.shared_random_seed() if seed is None else seed)
 
-    def __iter__(self) -> Iterator[int]:
-        yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
-
-    def _instances(self, rng: np.random.Generator, pid) -> list[int]:
-        indices = self.pid_index[pid]
-        replace = len(indices) < self.num_instances
-        return rng.choice(indices, size=self.num_instances, replace=replace).tolist()
-
-    def _infinite_indices(self) -> Iterator[int]:
-        rng = np.random.default_rng(self._seed)
-        pids_per_global_batch = self.num_pids_per_batch * self._world_size
-        while True:
-            order = rng.permutation(len(self.pids))
-            # Walk the identities in a fresh random order each round: every
-            # identity appears once per round (last partial batch dropped).
-            for start in range(0, len(order) - pids_per_global_batch + 1, pids_per_global_batch):
-                batch = []
-                for pid_pos in order[start:start + pids_per_global_batch]:
-                    for index in self._instances(rng, self.pids[pid_pos]):
-                        is_text = rng.random() < self.text_ratio
-                        batch.append(text_index(index, self.num_items) if is_text else index)
-                yield from reorder_index(batch, self._world_size)
+    def _global_batch(self, rng: np.random.Generator, items: list[list[int]], state) -> list[int]:
+        """Each instance is its item's description with probability ``text_ratio``, else its image."""
+        return [text_index(index, self.num_items) if rng.random() < self.text_ratio else index
+                for instances in items for index in instances]
 
 
-class TaskIdentitySampler(Sampler):
+class TaskIdentitySampler(_IdentityBatchSampler):
     """Infinite P x K identity sampler whose every global batch is one MMET task.
 
     Identities and instances are drawn as in :class:`MultimodalIdentitySampler` (a fresh permutation of the
@@ -189,60 +223,29 @@ class TaskIdentitySampler(Sampler):
     def __init__(self, data_source: Sequence[tuple], mini_batch_size: int, num_instances: int,
                  task_weights: Sequence[float] = (1.0, 1.0, 1.0), seed: int | None = None,
                  rank: int | None = None, world_size: int | None = None) -> None:
-        if mini_batch_size < 1 or num_instances < 1 or mini_batch_size % num_instances:
-            raise ValueError(f"batch size {mini_batch_size} must be a positive multiple of "
-                             f"DATALOADER.NUM_INSTANCE={num_instances}")
         weights = _task_weights(task_weights)
         if weights[TEXT] > 0 or weights[PAIR] > 0:
-            for item in data_source:
-                if len(item) < 4 or not item[3]:
-                    raise ValueError(f"DATALOADER.TASK_WEIGHTS={tuple(task_weights)} draws textual or visual-"
-                                     f"textual batches, which need a description for every training image, but "
-                                     f"{item[0]!r} has none (use a dataset with descriptions such as FineGPR, "
-                                     "or set the textual and visual-textual weights of DATALOADER.TASK_WEIGHTS "
-                                     "to 0)")
+            _require_descriptions(data_source, f"DATALOADER.TASK_WEIGHTS={tuple(task_weights)} draws textual or "
+                                  "visual-textual batches, which need a description for every training image, "
+                                  "but {path} has none (use a dataset with descriptions such as FineGPR, or set "
+                                  "the textual and visual-textual weights of DATALOADER.TASK_WEIGHTS to 0)")
+        super().__init__(data_source, mini_batch_size, num_instances, seed, rank, world_size)
         total = sum(weights)
         self.task_probabilities: tuple[float, float, float] = tuple(w / total for w in weights)
-        self.num_items = len(data_source)
-        self.num_instances = num_instances
-        self.num_pids_per_batch = mini_batch_size // num_instances
-        self._rank = comm.get_rank() if rank is None else rank
-        self._world_size = comm.get_world_size() if world_size is None else world_size
-        self.batch_size = mini_batch_size * self._world_size
-        self.pid_index: dict = defaultdict(list)
-        for index, item in enumerate(data_source):
-            self.pid_index[item[1]].append(index)
-        self.pids = sorted(self.pid_index)
-        if len(self.pids) < self.num_pids_per_batch:
-            raise ValueError(f"{len(self.pids)} identities cannot fill a batch of {self.num_pids_per_batch} "
-                             f"identities x {num_instances} instances; lower SOLVER.IMS_PER_BATCH")
-        self._seed = int(comm.shared_random_seed() if seed is None else seed)
 
-    def __iter__(self) -> Iterator[int]:
-        yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
+    def _new_stream_state(self) -> np.ndarray:
+        """``reads[task, item]``: how many times (item, task) was drawn so far in this stream."""
+        return np.zeros((NUM_MODALITIES, self.num_items), dtype=np.int64)
 
-    def _instances(self, rng: np.random.Generator, pid) -> list[int]:
-        indices = self.pid_index[pid]
-        replace = len(indices) < self.num_instances
-        return rng.choice(indices, size=self.num_instances, replace=replace).tolist()
-
-    def _infinite_indices(self) -> Iterator[int]:
-        """The global stream (before process slicing): global batches of one task each."""
-        rng = np.random.default_rng(self._seed)
-        # reads[task, item]: how many times (item, task) was drawn so far in this stream.
-        reads = np.zeros((NUM_MODALITIES, self.num_items), dtype=np.int64)
-        probabilities = np.asarray(self.task_probabilities)
-        pids_per_global_batch = self.num_pids_per_batch * self._world_size
-        while True:
-            order = rng.permutation(len(self.pids))
-            for start in range(0, len(order) - pids_per_global_batch + 1, pids_per_global_batch):
-                task = int(rng.choice(NUM_MODALITIES, p=probabilities))
-                batch = []
-                for pid_pos in order[start:start + pids_per_global_batch]:
-                    for index in self._instances(rng, self.pids[pid_pos]):
-                        batch.append(encode_index(index, task, self.num_items, int(reads[task, index])))
-                        reads[task, index] += 1
-                yield from reorder_index(batch, self._world_size)
+    def _global_batch(self, rng: np.random.Generator, items: list[list[int]], reads: np.ndarray) -> list[int]:
+        """One task for the whole global batch; each index carries its (item, task) read count."""
+        task = int(rng.choice(NUM_MODALITIES, p=np.asarray(self.task_probabilities)))
+        batch = []
+        for instances in items:
+            for index in instances:
+                batch.append(encode_index(index, task, self.num_items, int(reads[task, index])))
+                reads[task, index] += 1
+        return batch
 
 
 def _task_weights(task_weights: Sequence[float]) -> tuple[float, float, float]:

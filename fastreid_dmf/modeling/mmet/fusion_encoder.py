@@ -13,7 +13,7 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
-from .image_encoder import transformer_blocks
+from .image_encoder import init_linear_layers, transformer_blocks
 
 __all__ = ["FusionEncoder"]
 
@@ -40,11 +40,7 @@ class FusionEncoder(nn.Module):
                                          drop_path_rate=drop_path_rate)
         self.norm = nn.LayerNorm(embed_dim, eps=ln_eps)
         trunc_normal_(self.cls_token, std=0.02)
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linear_layers(self)
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:

@@ -22,7 +22,16 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import nn
 
-__all__ = ["MMETImageEncoder", "transformer_blocks"]
+__all__ = ["MMETImageEncoder", "init_linear_layers", "transformer_blocks"]
+
+
+def init_linear_layers(module: nn.Module) -> None:
+    """timm's ViT initialisation of every ``nn.Linear`` in ``module``: truncated normal (std 0.02), zero bias."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            trunc_normal_(layer.weight, std=0.02)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
 
 
 def transformer_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, ln_eps: float,
@@ -78,11 +87,7 @@ class MMETImageEncoder(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=ln_eps)
         for tensor in (self.cls_token, self.mask_token, self.pos_embed):
             trunc_normal_(tensor, std=0.02)
-        for module in self.blocks.modules():
-            if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=0.02)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_linear_layers(self.blocks)
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
