@@ -261,3 +261,38 @@ def test_hf_vit_reproduces_last_hidden_state_cls(tmp_path):
 def test_folder_without_weights_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_pretrained_vit(_dmf_for_hf(), str(tmp_path))
+
+
+def test_mmet_image_encoder_loads_timm_checkpoint_and_reproduces_timm_vision_transformer(tmp_path):
+    from fastreid_dmf.modeling.mmet.image_encoder import MMETImageEncoder
+
+    reference = _timm_vit()
+    path = tmp_path / "timm_vit.pth"
+    torch.save(reference.state_dict(), path)
+    encoder = MMETImageEncoder(img_size=(224, 224), patch_size=16, stride_size=16, embed_dim=64, depth=2,
+                               num_heads=2).eval()
+    report = load_pretrained_vit(encoder, str(path))
+    assert not report["skipped_shape"] and report["missing"] == ["mask_token"], "only MIM's mask token is new"
+    images = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(encoder(images)[1][:, 0], reference.forward_features(images)[:, 0], atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", ["beit", "data2vec-vision"])
+def test_mmet_image_encoder_loads_beit_family_at_a_reid_grid(tmp_path, kind):
+    from fastreid_dmf.modeling.mmet.image_encoder import MMETImageEncoder
+
+    hf = _beit_like(kind)
+    _randomise(hf, seed=3)
+    hf.eval().save_pretrained(tmp_path / kind)
+    same_size = MMETImageEncoder(img_size=(32, 32), patch_size=8, stride_size=8, embed_dim=32, depth=2,
+                                 num_heads=2, ln_eps=1e-12, layer_scale_init=0.1).eval()
+    load_pretrained_vit(same_size, str(tmp_path / kind))
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = hf(pixel_values=pixels).last_hidden_state[:, 0]
+        assert torch.allclose(same_size(pixels)[1][:, 0], expected, atol=ATOL)
+    reid = MMETImageEncoder(img_size=(64, 32), patch_size=8, stride_size=8, embed_dim=32, depth=2, num_heads=2,
+                            ln_eps=1e-12, layer_scale_init=0.1)
+    report = load_pretrained_vit(reid, str(tmp_path / kind))
+    assert "pos_embed" in report["loaded"] and reid.pos_embed.shape == (1, 1 + 8 * 4, 32)
