@@ -119,8 +119,8 @@ class _IdentityBatchSampler(Sampler):
         while True:
             order = rng.permutation(len(self.pids))
             for start in range(0, len(order) - pids_per_global_batch + 1, pids_per_global_batch):
-                items = [self._instances(rng, self.pids[pos]) for pos in order[start:start + pids_per_global_batch]]
-                yield from reorder_index(self._global_batch(rng, items, state), self._world_size)
+                pids = [self.pids[pos] for pos in order[start:start + pids_per_global_batch]]
+                yield from reorder_index(self._global_batch(rng, pids, state), self._world_size)
 
     def _instances(self, rng: np.random.Generator, pid) -> list[int]:
         indices = self.pid_index[pid]
@@ -131,8 +131,8 @@ class _IdentityBatchSampler(Sampler):
         """Per-stream state handed to every :meth:`_global_batch` call (None here)."""
         return None
 
-    def _global_batch(self, rng: np.random.Generator, items: list[list[int]], state) -> list[int]:
-        """Dataset indices of one global batch: ``items`` holds K item indices per identity."""
+    def _global_batch(self, rng: np.random.Generator, pids: list, state) -> list[int]:
+        """Dataset indices of one global batch of the identities ``pids`` (K instances each, :meth:`_instances`)."""
         raise NotImplementedError
 
 
@@ -175,10 +175,17 @@ class MultimodalIdentitySampler(_IdentityBatchSampler):
         super().__init__(data_source, mini_batch_size, num_instances, seed, rank, world_size)
         self.text_ratio = float(text_ratio)
 
-    def _global_batch(self, rng: np.random.Generator, items: list[list[int]], state) -> list[int]:
-        """Each instance is its item's description with probability ``text_ratio``, else its image."""
-        return [text_index(index, self.num_items) if rng.random() < self.text_ratio else index
-                for instances in items for index in instances]
+    def _global_batch(self, rng: np.random.Generator, pids: list, state) -> list[int]:
+        """Each instance is its item's description with probability ``text_ratio``, else its image.
+
+        Random draws per identity: its K instances, then K modality draws (the stream of the released demo
+        and ablation numbers).
+        """
+        batch = []
+        for pid in pids:
+            for index in self._instances(rng, pid):
+                batch.append(text_index(index, self.num_items) if rng.random() < self.text_ratio else index)
+        return batch
 
 
 class TaskIdentitySampler(_IdentityBatchSampler):
@@ -237,8 +244,9 @@ class TaskIdentitySampler(_IdentityBatchSampler):
         """``reads[task, item]``: how many times (item, task) was drawn so far in this stream."""
         return np.zeros((NUM_MODALITIES, self.num_items), dtype=np.int64)
 
-    def _global_batch(self, rng: np.random.Generator, items: list[list[int]], reads: np.ndarray) -> list[int]:
-        """One task for the whole global batch; each index carries its (item, task) read count."""
+    def _global_batch(self, rng: np.random.Generator, pids: list, reads: np.ndarray) -> list[int]:
+        """One task for the whole global batch (drawn after its instances); indices carry their read counts."""
+        items = [self._instances(rng, pid) for pid in pids]
         task = int(rng.choice(NUM_MODALITIES, p=np.asarray(self.task_probabilities)))
         batch = []
         for instances in items:
