@@ -23,7 +23,7 @@ with :func:`encode_index`, the dataset (``data/multimodal_dataset.py``) reads th
 from __future__ import annotations
 
 __all__ = ["IMAGE", "TEXT", "PAIR", "MODALITY_NAMES", "NUM_MODALITIES", "decode_index", "encode_index",
-           "split_index", "text_index"]
+           "text_index"]
 
 #: ``modalities`` value of an image sample (S_i; MMET's visual task).
 IMAGE = 0
@@ -75,14 +75,3 @@ def text_index(item: int, num_items: int) -> int:
     """Dataset index of item ``item``'s description, first read: ``num_items + item``."""
     return encode_index(item, TEXT, num_items)
 
-
-def split_index(index: int, num_items: int) -> tuple[int, int]:
-    """``(item, modality)`` of a DMF index ``0 .. 2N - 1`` (image or description, read count 0).
-
-    Raises:
-        IndexError: ``index`` outside ``0 .. 2N - 1``.
-    """
-    if not 0 <= index < 2 * num_items:
-        raise IndexError(f"index {index} outside 0..{2 * num_items - 1}")
-    item, modality, _ = decode_index(index, num_items)
-    return item, modality

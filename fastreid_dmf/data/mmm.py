@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..multimodal_batch import IMAGE, PAIR, TEXT
 from .masking import IGNORE_INDEX, block_patch_mask, mask_generator, mask_text_tokens
 
 __all__ = ["MaskedMultimodalModeling", "patch_grid"]
@@ -117,3 +118,24 @@ class MaskedMultimodalModeling:
                                            self.text_ratio)
         return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(valid.astype(np.int64)),
                 "mlm_labels": torch.from_numpy(labels)}
+
+    def sample_masks(self, modality: int, text: str, sample: int, read_count: int) -> dict[str, torch.Tensor]:
+        """Everything MMM adds to one read of one sample (one generator per sample and read: image mask first).
+
+        Args:
+            modality: ``IMAGE``, ``TEXT`` or ``PAIR`` (:mod:`fastreid_dmf.multimodal_batch`).
+            text: the sample's description (unused for ``IMAGE``).
+            sample: the sample's dataset index at read count 0 (``encode_index(item, modality, N)``).
+            read_count: how many times the sampler drew this sample before.
+
+        Returns:
+            ``patch_mask`` bool ``(rows * columns,)`` (empty without an image) and ``input_ids`` /
+            ``attention_mask`` / ``mlm_labels`` int64 ``(max_tokens,)`` (all padding without a text).
+
+        Raises:
+            ValueError: a text or visual-textual sample with an empty description.
+        """
+        rng = self.generator(sample, read_count)
+        masks = {"patch_mask": self.patch_mask(rng) if modality in (IMAGE, PAIR) else self.empty_patch_mask()}
+        masks.update(self.tokens(text, rng) if modality in (TEXT, PAIR) else self.empty_tokens())
+        return masks

@@ -134,7 +134,8 @@ class MultimodalReIDDataset(CommDataset):
         else:
             raise IndexError(f"index {index}: unknown modality {modality}")
         if self.mmm is not None:
-            self._add_masks(sample, encode_index(item_index, modality, num_items), read_count)
+            first_read = encode_index(item_index, modality, num_items)
+            sample.update(self.mmm.sample_masks(modality, sample["texts"], first_read, read_count))
         return sample
 
     def _text_sample(self, index: int, text: str) -> dict:
@@ -149,14 +150,6 @@ class MultimodalReIDDataset(CommDataset):
             "modalities": TEXT,
             "texts": text,
         }
-
-    def _add_masks(self, sample: dict, first_index: int, read_count: int) -> None:
-        """Add the MMM masks of this read (one generator per sample and read: image mask, then text mask)."""
-        rng = self.mmm.generator(first_index, read_count)
-        modality = sample["modalities"]
-        has_image, has_text = modality in (IMAGE, PAIR), modality in (TEXT, PAIR)
-        sample["patch_mask"] = self.mmm.patch_mask(rng) if has_image else self.mmm.empty_patch_mask()
-        sample.update(self.mmm.tokens(sample["texts"], rng) if has_text else self.mmm.empty_tokens())
 
     def _image_sample(self, index: int) -> dict:
         """Sample of image ``index``, or of its substitute (``skip_unreadable``); see the class docstring."""

@@ -71,13 +71,11 @@ def make_batch(model, modalities, masked=True, targets=TARGETS, texts=None):
     images = _images(len(modalities))
     samples = []
     for row, modality in enumerate(modalities):
-        has_image, has_text = modality in (IMAGE, PAIR), modality in (TEXT, PAIR)
+        has_image = modality in (IMAGE, PAIR)
         sample = {"images": images[row] if has_image else torch.zeros(3, 32, 16), "targets": targets[row],
                   "camids": 0, "img_paths": f"{row}.jpg", "modalities": modality, "texts": texts[row]}
         if masked:
-            rng = mmm.generator(row, 0)
-            sample["patch_mask"] = mmm.patch_mask(rng) if has_image else mmm.empty_patch_mask()
-            sample.update(mmm.tokens(texts[row], rng) if has_text else mmm.empty_tokens())
+            sample.update(mmm.sample_masks(modality, texts[row], row, 0))
         samples.append(sample)
     return fast_batch_collator(samples)
 

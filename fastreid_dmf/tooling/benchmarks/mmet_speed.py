@@ -16,7 +16,7 @@ identities, K = ``NUM_INSTANCE`` items each, as the samplers draw them) and time
   timing (as after the first epoch of training; the report counts cache misses while timing: 0);
 * ``data/<task>/read``: reading + transforming the task's batch without masks (``MultimodalReIDDataset``
   without MMM), and ``data/<task>/masks``: drawing its MMM masks (patch mask, text tokenisation and
-  masking) for every sample exactly as the dataset does (``MultimodalReIDDataset._add_masks``).
+  masking) for every sample exactly as the dataset does (``MaskedMultimodalModeling.sample_masks``).
 
 A training iteration is fast-reid's ``SimpleTrainer.run_step`` without the data loading: forward, sum of
 the losses, ``zero_grad``, backward, optimizer step (fast-reid's optimizer via
@@ -244,8 +244,8 @@ class _MMETTask:
         first = [encode_index(i, self.modality, num) for i in self.items]
         start = time.perf_counter()
         for sample, index in zip(samples, first):
-            # Exactly what MultimodalReIDDataset.__getitem__ adds with MMM on (one generator per sample and read).
-            self.masked._add_masks(sample, index, read_count)
+            # Exactly what MultimodalReIDDataset.__getitem__ adds with MMM on.
+            sample.update(self.masked.mmm.sample_masks(self.modality, sample["texts"], index, read_count))
         masks = time.perf_counter() - start
         step = self.mmet.step(fast_batch_collator(samples))
         return {f"data/{self.name}/read": read, f"data/{self.name}/masks": masks, f"mmet/{self.name}": step}
