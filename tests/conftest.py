@@ -36,3 +36,21 @@ def tiny_datasets(tiny_benchmark_root):
     fastreid_build._root = str(tiny_benchmark_root)
     yield tiny_benchmark_root
     fastreid_build._root = saved
+
+
+@pytest.fixture(scope="session")
+def inference_run(tmp_path_factory):
+    """``inference_run(arch, seed=0) -> (config_path, checkpoint_path)``: a tiny random DMF / MMET run folder.
+
+    Made once per (arch, seed) and session (:func:`tests.shared.make_inference_checkpoint`); treat as read-only.
+    """
+    from tests.shared import make_inference_checkpoint
+
+    made: dict[tuple[str, int], tuple[str, str]] = {}
+
+    def get(arch: str = "DMF", seed: int = 0) -> tuple[str, str]:
+        if (arch, seed) not in made:
+            made[arch, seed] = make_inference_checkpoint(tmp_path_factory.mktemp(f"{arch}_{seed}"), arch, seed)
+        return made[arch, seed]
+
+    return get

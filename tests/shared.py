@@ -72,3 +72,42 @@ def make_finegpr_tree(root: Path, attrs: dict[int, dict[str, str]] | None = None
             write_jpeg(folder / f"{pid:04d}" / name, shade=(pid * 40 + i * 17) % 256)
     write_attribute_file(str(folder / "attributes.csv"), attrs)
     return folder
+
+
+def make_inference_checkpoint(folder: Path, arch: str = "DMF", seed: int = 0) -> tuple[str, str]:
+    """A tiny random-weight DMF or MMET run folder: ``config.yaml`` + ``model_final.pth`` (fast-reid's format).
+
+    DMF: :func:`small_dmf_cfg` with the shipped MiniLM text encoder. MMET: ``configs/demo/Base-MMET-demo.yml``
+    shrunk to 32 wide, one block, with a tiny random BERT (``tests/modeling/text_fixtures.py``). Both take
+    32x16 images; ``seed`` seeds the weights, so two seeds give two different models.
+
+    Returns:
+        ``(config_path, checkpoint_path)``.
+    """
+    import torch
+    from fastreid.modeling.meta_arch import build_model
+
+    from fastreid_dmf.config import load_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if arch == "DMF":
+        cfg = small_dmf_cfg(MINILM)
+        cfg.merge_from_list(["INPUT.SIZE_TEST", [32, 16]])
+    elif arch == "MMET":
+        from tests.modeling.text_fixtures import make_text_encoder
+
+        bert = make_text_encoder(str(folder / "bert"), "bert")
+        cfg = load_config(os.path.join(DEMO_CONFIGS, "Base-MMET-demo.yml"), [
+            "MODEL.DMF.EMBED_DIM", 32, "MODEL.DMF.DEPTH", 1, "MODEL.DMF.NUM_HEADS", 2, "MODEL.MMET.FUSION.DIM", 32,
+            "MODEL.MMET.FUSION.DEPTH", 1, "MODEL.MMET.FUSION.NUM_HEADS", 2, "INPUT.SIZE_TRAIN", [32, 16],
+            "INPUT.SIZE_TEST", [32, 16], "MODEL.DMF.PATCH_SIZE", 8, "MODEL.BACKBONE.STRIDE_SIZE", (8, 8),
+            "MODEL.HEADS.NUM_CLASSES", 3, "MODEL.DMF.TEXT_ENCODER.NAME", bert,
+            "MODEL.DMF.TEXT_ENCODER.MAX_TOKENS", 32, "MODEL.MMET.MASK.MIN_BLOCK", 1, "MODEL.DEVICE", "cpu"])
+    else:
+        raise ValueError(f"arch {arch!r}: expected 'DMF' or 'MMET'")
+    torch.manual_seed(seed)
+    model = build_model(cfg)
+    config_path, checkpoint_path = folder / "config.yaml", folder / "model_final.pth"
+    config_path.write_text(cfg.dump())
+    torch.save({"model": model.state_dict()}, checkpoint_path)
+    return str(config_path), str(checkpoint_path)

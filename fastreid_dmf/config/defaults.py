@@ -107,6 +107,11 @@ def add_dmf_config(cfg: CN) -> None:
       ``MM_MLM`` / ``ITM`` / ``CONTRASTIVE`` [1.0 each; 0 = off].
     * ``DATALOADER.TASK_WEIGHTS`` [(1, 1, 1)]: weights of MMET's visual, textual and visual-textual
       tasks, one task per batch (``DATALOADER.SAMPLER_TRAIN: TaskIdentitySampler``).
+    * ``DATASETS.TEXT_TESTS`` [()]: text-to-image retrieval test sets, scored after ``DATASETS.TESTS``
+      (:mod:`fastreid_dmf.evaluation.text_to_image`): a query is a description, the gallery is images
+      (the bundled ``SynthMarket`` / ``SynthMSMT``, whose test images have descriptions, and the
+      text-based person search sets ``CUHKPEDES``, ``ICFGPEDES``, ``RSTPReid``); ``DATASETS.TEXT_SPLIT``
+      ["test" | "val"] picks the split of the latter (choose recipes on "val").
     * ``SEED`` [-1]: >= 0 seeds Python/NumPy/torch at start-up and the
       multimodal sampler (reproducible runs); -1 = fast-reid's random seeding.
     * ``DATASETS.VERIFY_IMAGES`` [True]: fully decode every training image
@@ -183,6 +188,8 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.DATASETS.HOLDOUT.SEED = 0  # seed of that draw (same identities in every run)
     cfg.DATASETS.HOLDOUT.NAMES = ()  # training datasets that lose them; () = every dataset in DATASETS.NAMES
     cfg.DATASETS.VERIFY_IMAGES = True  # full decode of every training image before training
+    cfg.DATASETS.TEXT_TESTS = ()  # text-to-image retrieval test sets (descriptions -> gallery images), after TESTS
+    cfg.DATASETS.TEXT_SPLIT = "test"  # split of the text-based person search sets scored: "test" or "val"
     cfg.DATASETS.SKIP_UNREADABLE = False  # skip unreadable images (counted) instead of stopping
     cfg.SEED = -1  # >= 0: seeds Python / NumPy / torch and the sampler (reproducible, exact resume)
 
@@ -278,6 +285,8 @@ def check_dmf_config(cfg: CN) -> None:
 
     _expect(cfg.DATASETS.FINEGPR.TEXT_MODE in TEXT_MODES, "DATASETS.FINEGPR.TEXT_MODE", cfg.DATASETS.FINEGPR.TEXT_MODE,
             f"one of {', '.join(map(repr, TEXT_MODES))}")
+    _expect(cfg.DATASETS.TEXT_SPLIT in ("test", "val"), "DATASETS.TEXT_SPLIT", cfg.DATASETS.TEXT_SPLIT,
+            "'test' or 'val'")
     _expect(dmf.TEXT_ENCODER.LR_FACTOR > 0, "MODEL.DMF.TEXT_ENCODER.LR_FACTOR", dmf.TEXT_ENCODER.LR_FACTOR,
             "a positive learning-rate multiplier")
     _expect(cfg.DATASETS.HOLDOUT.NUM_IDS >= 0, "DATASETS.HOLDOUT.NUM_IDS", cfg.DATASETS.HOLDOUT.NUM_IDS,
@@ -394,7 +403,8 @@ def _check_datasets(cfg: CN) -> None:
     registered = sorted(DATASET_REGISTRY._obj_map)  # fast-reid 1.4.0's Registry has no __contains__
     names = tuple(cfg.DATASETS.NAMES)
     _expect(len(names) > 0, "DATASETS.NAMES", names, "at least one training dataset")
-    for key, value in (("DATASETS.NAMES", names), ("DATASETS.TESTS", tuple(cfg.DATASETS.TESTS))):
+    for key, value in (("DATASETS.NAMES", names), ("DATASETS.TESTS", tuple(cfg.DATASETS.TESTS)),
+                       ("DATASETS.TEXT_TESTS", tuple(cfg.DATASETS.TEXT_TESTS))):
         unknown = [name for name in value if name not in registered]
         _expect(not unknown, key, value, f"dataset names registered in fast-reid's DATASET_REGISTRY, but "
                 f"{', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not; registered: "

@@ -59,6 +59,33 @@ class ReIDBaseline(Baseline):
             logger.warning("MODEL.LOSSES.TRI.HARD_MINING=False (fast-reid's default) is ignored: DMF's triplet loss "
                            "(Eq. 1) always uses the hardest positive and negative of the batch")
 
+    def test_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The test (retrieval) feature of global features, by ``MODEL.DMF.TEST_FEAT``; the one place for that rule.
+
+        Args:
+            features: float ``(B, D)`` global features (``encode_images`` / ``encode_texts``, before the BNNeck).
+
+        Returns:
+            float ``(B, D)``: ``features`` ("before") or the BNNeck output of fast-reid's ``EmbeddingHead`` in
+            eval mode ("after"). Call in eval mode (the BNNeck uses its running statistics).
+        """
+        if self.test_feat == "before":
+            return features
+        return self.heads(features[:, :, None, None])
+
+    def image_test_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Test features ``(B, D)`` of un-normalised images ``(B, 3, H, W)`` float in 0..255 (image branch only)."""
+        return self.test_features(self.encode_images(images))
+
+    def text_test_features(self, texts) -> torch.Tensor:
+        """Test features ``(B, D)`` of B descriptions, comparable with :meth:`image_test_features` (same space,
+        same BNNeck rule): the query side of text-to-image person search.
+
+        Raises:
+            RuntimeError: the model has no text encoder. ValueError: an empty description (MMET).
+        """
+        return self.test_features(self.encode_texts(list(texts)))
+
     @classmethod
     def from_config(cls, cfg) -> dict:
         """fast-reid's Baseline arguments plus ``MODEL.DMF.TEST_FEAT`` and ``TRIPLET_SQUARED``."""

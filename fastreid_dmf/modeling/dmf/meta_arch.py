@@ -74,11 +74,8 @@ class DMF(ReIDBaseline):
     def forward(self, batched_inputs):
         """See class docstring."""
         if not self.training:
-            features = self.encode_images(batched_inputs["images"] if isinstance(batched_inputs, dict)
-                                          else batched_inputs)
-            if self.test_feat == "before":
-                return features
-            return self.heads(features[:, :, None, None])
+            return self.image_test_features(batched_inputs["images"] if isinstance(batched_inputs, dict)
+                                            else batched_inputs)
         if "targets" not in batched_inputs:
             raise KeyError("person ID annotation 'targets' missing from the training batch")
         targets = batched_inputs["targets"].to(self.device)

@@ -166,8 +166,7 @@ class MMET(ReIDBaseline):
     def forward(self, batched_inputs):
         """See class docstring."""
         if not self.training:
-            features = self._inference_features(batched_inputs)
-            return features if self.test_feat == "before" else self.heads(features[:, :, None, None])
+            return self.test_features(self._inference_features(batched_inputs))
         if "targets" not in batched_inputs:
             raise KeyError("person ID annotation 'targets' missing from the training batch")
         targets = batched_inputs["targets"].to(self.device)
