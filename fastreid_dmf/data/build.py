@@ -31,7 +31,7 @@ from .samplers import MultimodalIdentitySampler, TaskIdentitySampler
 
 __all__ = ["datasets_root", "dataset_kwargs", "holdout_sources", "load_train_items", "image_read_error",
            "truncated_images_rejected", "verify_images",
-           "build_mmm", "build_dmf_train_loader", "build_dmf_test_loader"]
+           "build_mmm", "build_dmf_train_loader", "build_dmf_test_loader", "build_gallery_loader"]
 
 logger = logging.getLogger(__name__)
 
@@ -217,3 +217,18 @@ def build_dmf_test_loader(cfg, dataset_name: str):
     test_set = CommDataset(data.query + data.gallery, build_transforms(cfg, is_train=False), relabel=False)
     return build_reid_test_loader(test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH,
                                   num_query=len(data.query), num_workers=cfg.DATALOADER.NUM_WORKERS)
+
+
+def build_gallery_loader(cfg, gallery: list[tuple]):
+    """fast-reid's test loader over gallery items only (text-to-image retrieval: the queries are texts).
+
+    Args:
+        gallery: fast-reid tuples ``(img_path, pid, camid)`` with integer pids and camids.
+
+    Returns:
+        The data loader (test transform, ``TEST.IMS_PER_BATCH``, ``DATALOADER.NUM_WORKERS``).
+    """
+    test_set = CommDataset(gallery, build_transforms(cfg, is_train=False), relabel=False)
+    loader, _ = build_reid_test_loader(test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH, num_query=0,
+                                       num_workers=cfg.DATALOADER.NUM_WORKERS)
+    return loader

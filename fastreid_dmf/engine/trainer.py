@@ -12,11 +12,13 @@ import functools
 import json
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 
 import torch
 from fastreid.engine import DefaultTrainer, default_setup
 from fastreid.engine import defaults as fastreid_defaults
+from fastreid.evaluation import inference_on_dataset, print_csv_format
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.solver import build as fastreid_solver_build
 from fastreid.utils import comm
@@ -26,7 +28,8 @@ from fastreid.utils.logger import setup_logger
 from ..compat import attribute_replaced, cuda_usable, disable_amp_without_cuda
 from ..config import check_dmf_config, load_config
 from ..config.defaults import check_lr_schedule
-from ..data.build import build_dmf_test_loader, build_dmf_train_loader
+from ..data.build import build_dmf_test_loader, build_dmf_train_loader, build_gallery_loader
+from ..evaluation.text_to_image import RESULT_SUFFIX, TextToImageEvaluator, load_text_to_image_set
 from .checkpoint import load_resumable_checkpoint, load_weights_strict, weights_only_torch_load
 from .resume import TrainingProgress
 
@@ -87,6 +90,9 @@ class DMFTrainer(DefaultTrainer):
     * multi-GPU: DDP with ``find_unused_parameters=True`` (see :func:`ddp_with_unused_parameters`).
     * ``build_optimizer``: fast-reid's, with a trained pre-trained text encoder's LR times
       ``MODEL.DMF.TEXT_ENCODER.LR_FACTOR`` (DMF with ``FREEZE`` False; MMET always).
+    * ``test``: fast-reid's (``DATASETS.TESTS``, ``ReidEvaluator``), then text-to-image retrieval on
+      ``DATASETS.TEXT_TESTS`` (:mod:`fastreid_dmf.evaluation.text_to_image`), results keyed
+      ``"<name> (text->image)"``; always ``{dataset: metrics}``, also for a single test set.
     """
 
     @classmethod
@@ -136,6 +142,30 @@ class DMFTrainer(DefaultTrainer):
             loader = getattr(self._trainer, "data_loader", None)
             if getattr(loader, "iter", None) is not None and hasattr(loader, "shutdown"):
                 loader.shutdown()
+
+    @classmethod
+    def test(cls, cfg, model):
+        """See class docstring. Returns ``OrderedDict {dataset: {metric: value in percent}}``."""
+        results = super().test(cfg, model) if cfg.DATASETS.TESTS else OrderedDict()
+        if results and not all(isinstance(v, dict) for v in results.values()):
+            # fast-reid unwraps the dict of a single test set; keep {dataset: metrics} for every run.
+            results = OrderedDict({cfg.DATASETS.TESTS[0]: results})
+        for name in cfg.DATASETS.TEXT_TESTS:
+            logger.info("Prepare text-to-image test set %s", name)
+            test_set = load_text_to_image_set(cfg, name)
+            if comm.is_main_process():
+                logger.info("%s text-to-image: %d descriptions, %d gallery images", name, len(test_set.queries),
+                            len(test_set.gallery))
+            evaluator = TextToImageEvaluator(cfg, model, test_set.queries)
+            metrics = inference_on_dataset(model, build_gallery_loader(cfg, test_set.gallery), evaluator,
+                                           flip_test=cfg.TEST.FLIP.ENABLED)
+            key = name + RESULT_SUFFIX
+            results[key] = metrics
+            if comm.is_main_process():
+                logger.info("Evaluation results for %s in csv format:", key)
+                metrics["dataset"] = key
+                print_csv_format(metrics)
+        return results
 
     @classmethod
     def build_model(cls, cfg):
@@ -390,8 +420,5 @@ def train_or_eval(args) -> dict:
         trainer = DMFTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
         results = trainer.train()
-    if results and not all(isinstance(v, dict) for v in results.values()):
-        # fast-reid unwraps the dict of a single test set; keep {dataset: metrics} for every run.
-        results = {cfg.DATASETS.TESTS[0]: {k: v for k, v in results.items() if k != "dataset"}}
     save_results(results, cfg.OUTPUT_DIR, "results.json")
     return results

@@ -13,6 +13,7 @@ import os
 import warnings
 
 from ... import compat
+from ..test_descriptions import DESCRIPTIONS_FILE, read_test_descriptions, text_queries_from_descriptions
 
 compat.apply_fastreid_compat()  # fastreid.data needs the torch-2 shims before it is imported
 
@@ -40,15 +41,36 @@ def _require(paths: list[str], what: str, layout: str, root: str) -> None:
                                 f"{layout}. {_HOW_TO_MAKE.format(root=root)}")
 
 
+class _DescribedTestSet:
+    """Text queries of a bundled target domain: its ``descriptions.json`` (:mod:`..test_descriptions`)."""
+
+    tree_folder: str
+    query: list
+
+    @property
+    def text_queries(self) -> list[tuple[str, int]]:
+        """``[(description, pid)]``, one per query identity (text-to-image retrieval, ``DATASETS.TEXT_TESTS``).
+
+        Raises:
+            FileNotFoundError: no ``descriptions.json`` (trees made before it existed: regenerate).
+            ValueError: a query image without description.
+        """
+        path = os.path.join(self.tree_folder, DESCRIPTIONS_FILE)
+        remedy = "Trees made by an older fastreid-dmf lack it; regenerate: " + _HOW_TO_MAKE.format(
+            root=os.path.dirname(self.tree_folder)).replace("(see --help)", "--overwrite")
+        return text_queries_from_descriptions(self.query, self.tree_folder, read_test_descriptions(path, remedy), path)
+
+
 @DATASET_REGISTRY.register()
-class SynthMarket(Market1501):
+class SynthMarket(_DescribedTestSet, Market1501):
     """Synthetic target domain A in Market-1501 layout (``<root>/synth_market``).
 
     Parsed by fast-reid's ``Market1501.process_dir``: train pids/camids become
     ``"synthmarket_<pid>"`` / ``"synthmarket_<cam-1>"``, query and gallery keep
     integer pids (distractors have pid 0) and 0-based camids, junk images
     (pid -1) are skipped. Lists are sorted by path so their order does not
-    depend on the file system.
+    depend on the file system. ``text_queries``: one description per query
+    identity, from ``synth_market/descriptions.json`` (``DATASETS.TEXT_TESTS``).
 
     Args:
         root: fast-reid dataset root (``FASTREID_DATASETS``).
@@ -64,7 +86,7 @@ class SynthMarket(Market1501):
     dataset_name = "synthmarket"
 
     def __init__(self, root: str = "datasets", **kwargs) -> None:
-        folder = os.path.join(root, self.dataset_dir)
+        folder = self.tree_folder = os.path.join(root, self.dataset_dir)
         _require([folder], "SynthMarket dataset folder", _MARKET_LAYOUT, root)
         _require([os.path.join(folder, d) for d in ("bounding_box_train", "query", "bounding_box_test")],
                  "SynthMarket sub-folder(s)", _MARKET_LAYOUT, root)
@@ -83,7 +105,7 @@ class SynthMarket(Market1501):
 
 
 @DATASET_REGISTRY.register()
-class SynthMSMT(MSMT17):
+class SynthMSMT(_DescribedTestSet, MSMT17):
     """Synthetic target domain B in MSMT17_V1 layout (``<root>/synth_msmt``).
 
     fast-reid's ``MSMT17`` takes its ``root`` as the folder that holds
@@ -91,6 +113,7 @@ class SynthMSMT(MSMT17):
     ``MSMT17.process_dir`` from the list files: train pids/camids become
     ``"synthmsmt_<pid>"`` / ``"synthmsmt_<cam-1>"``; query and gallery pids
     are shifted by the number of training identities, as upstream.
+    ``text_queries``: as ``SynthMarket``'s, from ``synth_msmt/descriptions.json``.
 
     Args:
         root: fast-reid dataset root (``FASTREID_DATASETS``).
@@ -106,7 +129,7 @@ class SynthMSMT(MSMT17):
     dataset_name = "synthmsmt"
 
     def __init__(self, root: str = "datasets", **kwargs) -> None:
-        folder = os.path.join(root, type(self).dataset_dir)
+        folder = self.tree_folder = os.path.join(root, type(self).dataset_dir)
         _require([folder], "SynthMSMT dataset folder", _MSMT_LAYOUT, root)
         main = os.path.join(folder, "MSMT17_V1")
         _require([main], "SynthMSMT folder", _MSMT_LAYOUT, root)

@@ -15,7 +15,9 @@
     query camera); the gallery holds the test pids' other images (always in
     at least two cameras, so every query has a cross-camera match),
     distractors with pid ``0000`` and junk with pid ``-1`` (e.g.
-    ``-1_c3s1_000123_01.jpg``), as in Market-1501.
+    ``-1_c3s1_000123_01.jpg``), as in Market-1501. ``descriptions.json``
+    (:mod:`fastreid_dmf.data.test_descriptions`) describes each test person's
+    query and gallery images by its attributes, for text-to-image retrieval.
 
 ``synth_msmt/MSMT17_V1/`` (target domain B, MSMT17_V1 layout)
     ``train/<pid4>/`` and ``test/<pid4>/`` with names
@@ -24,7 +26,8 @@
     01..15), and ``list_train.txt``, ``list_val.txt``, ``list_query.txt``,
     ``list_gallery.txt`` with lines ``<pid4>/<file name> <pid>`` relative to
     ``train/`` or ``test/``; train and test pids both start at 0, and
-    ``list_val.txt`` is disjoint from ``list_train.txt``, as in MSMT17_V1.
+    ``list_val.txt`` is disjoint from ``list_train.txt``, as in MSMT17_V1;
+    ``synth_msmt/descriptions.json`` describes the test images.
 
 Target identities are new random identities, not copies of the source ones.
 The trees are planned with :mod:`.tree_plans` (shared with the look-alike
@@ -43,6 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...data.descriptions import build_description
+from ...data.test_descriptions import DESCRIPTIONS_FILE, encode_test_descriptions
 from .tree_plans import (
     MARKET_FOLDERS,
     MarketStylePlan,
@@ -137,6 +142,24 @@ def _market_plan(preset: Preset, seed: int) -> tuple[list[Shot], dict[str, int]]
 
 # --------------------------------------------------------------------------- writing
 
+def _test_descriptions(shots: list[Shot], test_folders: tuple[str, ...], not_persons: tuple[str, ...] = ()) -> bytes:
+    """``descriptions.json`` of the test images showing a whole test identity.
+
+    Images in ``test_folders`` are described unless they are not a whole person (kind "partial" or
+    "background") or their file name starts with one of ``not_persons`` (Market's distractor ``0000_`` and
+    junk ``-1_`` labels).
+
+    Each description is the identity's attribute sentence without capture conditions (what a person
+    looking for someone would say), so all images of one identity share it.
+    """
+    texts = {shot.path.replace(os.sep, "/"): build_description(shot.identity.attributes, None, "sentence",
+                                                                with_environment=False)
+             for shot in shots if shot.kind == "person" and shot.identity is not None
+             and shot.path.startswith(test_folders)
+             and not (not_persons and os.path.basename(shot.path).startswith(not_persons))}
+    return encode_test_descriptions(texts)
+
+
 def _readme(title: str, layout: str, preset: str, seed: int, counts: dict[str, int]) -> bytes:
     about = [f"{title}: a synthetic person re-identification dataset made by fastreid-dmf",
              "(fastreid_dmf.tooling.synthetic, tools/make_demo_data.py). Every image is procedurally drawn;",
@@ -197,7 +220,9 @@ def generate_benchmark(root: str, preset: str = "demo", seed: int = 0,
     # target A
     shots, counts["synth_market"] = _market_plan(cfg, seed)
     write_tree(root, DATASET_FOLDERS["synth_market"], shots,
-               {"README.txt": _readme("SynthMarket", "Market-1501", preset, seed, counts["synth_market"])},
+               {"README.txt": _readme("SynthMarket", "Market-1501", preset, seed, counts["synth_market"]),
+                DESCRIPTIONS_FILE: _test_descriptions(shots, (MARKET_FOLDERS["query"], MARKET_FOLDERS["gallery"]),
+                                                    ("0000_", "-1_"))},
                empty_dirs=tuple(MARKET_FOLDERS.values()))
 
     # target B
@@ -209,6 +234,7 @@ def generate_benchmark(root: str, preset: str = "demo", seed: int = 0,
         extra_val_image=False, train_dir=os.path.join("MSMT17_V1", "train"), test_dir=os.path.join("MSMT17_V1", "test"))
     files = {os.path.join("MSMT17_V1", name): content for name, content in msmt17_list_files(lists).items()}
     files["README.txt"] = _readme("SynthMSMT", "MSMT17_V1", preset, seed, counts["synth_msmt"])
+    files[DESCRIPTIONS_FILE] = _test_descriptions(shots, (os.path.join("MSMT17_V1", "test"),))
     write_tree(root, DATASET_FOLDERS["synth_msmt"], shots, files,
                empty_dirs=(os.path.join("MSMT17_V1", "train"), os.path.join("MSMT17_V1", "test")))
     return counts
