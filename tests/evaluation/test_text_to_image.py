@@ -58,7 +58,7 @@ def test_a_tree_without_descriptions_names_the_file_and_the_fix(tiny_benchmark_r
     shutil.copytree(tiny_benchmark_root / "synth_market", tmp_path / "synth_market")
     os.remove(tmp_path / "synth_market" / "descriptions.json")
     with pytest.raises(FileNotFoundError, match=r"descriptions\.json.*make_demo_data\.py.*--overwrite"):
-        SynthMarket(root=str(tmp_path)).text_queries
+        _ = SynthMarket(root=str(tmp_path)).text_queries
 
 
 def test_a_malformed_descriptions_file_is_refused_naming_it(tmp_path):
