@@ -4,6 +4,9 @@
 #   one table through fast-reid's trainer and evaluator: the untrained model, the hand-made colour-histogram
 #   matcher, fast-reid's Baseline with a ViT of the same size (no text), and DMF fine-tuned after no
 #   pre-training, image-only pre-training and text + image pre-training (DMF Table 1 rows) -> table.md + chart.png.
+#   The models with a text branch are also scored on text-to-image retrieval (descriptions -> gallery images),
+#   printed as a second table; tools/look_at_results.sh then draws ranking lists, attention maps and person
+#   search by description from the trained models into <run>/figures.
 # Every run writes to a new folder output/demo/<timestamp>/ (nothing is overwritten).
 # With --mmet the table gets one more row: MMET pre-trained on the same source (visual, textual and
 # visual-textual tasks with Masked Multimodal Modeling) and fine-tuned with the same recipe (adds ~15 min).
@@ -29,4 +32,6 @@ start=$(date +%s)
 "$PY" tools/benchmark_pretraining_ablation.py --out "$RUN" --seeds 0 \
   --variants untrained color_histogram fastreid_vit dmf_none dmf_image dmf_text_image ${EXTRA[@]+"${EXTRA[@]}"}
 end=$(date +%s)
-echo "Training + testing took $((end - start)) s; table.md, chart.png, results.json and every run's log in $RUN"
+bash tools/look_at_results.sh "$RUN" > "$RUN/figures.log" 2>&1 || { tail -5 "$RUN/figures.log"; exit 1; }
+echo "Training + testing took $((end - start)) s, figures $(($(date +%s) - end)) s; table.md, chart.png, results.json,"
+echo "every run's log and figures/ (ranking lists, attention maps, search by description) in $RUN"
