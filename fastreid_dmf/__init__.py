@@ -6,9 +6,10 @@ Importing this package
    machines (:mod:`fastreid_dmf.compat`), makes its ``Checkpointer`` read with
    ``weights_only=True`` and write atomically (:mod:`fastreid_dmf.engine.checkpoint`), and
 2. registers in fast-reid's registries: META_ARCH ``DMF``, BACKBONE
-   ``build_dmf_backbone``, DATASETs ``FineGPR``, ``CUHK03NP``,
-   ``CUHK03NPLabeled``, ``MSMT17All``, ``RandPerson``, ``SynthMarket``,
-   ``SynthMSMT`` and ``VTestReID``.
+   ``build_dmf_backbone``, META_ARCH ``MMET`` / BACKBONE ``build_mmet_backbone``, DATASETs ``FineGPR``,
+   ``CUHK03NP``, ``CUHK03NPLabeled``, ``MSMT17All``, ``RandPerson``, ``SynthMarket``, ``SynthMSMT``,
+   ``VTestReID``, ``HeldOutValidation`` and the text-based person search sets ``CUHKPEDES``,
+   ``ICFGPEDES``, ``RSTPReid`` (``DATASETS.TEXT_TESTS``).
 
 Config keys: :func:`fastreid_dmf.config.add_dmf_config`. The mixed-modality
 sampler (``DATALOADER.SAMPLER_TRAIN: MultimodalIdentitySampler``) is built by
