@@ -112,6 +112,9 @@ def add_dmf_config(cfg: CN) -> None:
       (the bundled ``SynthMarket`` / ``SynthMSMT``, whose test images have descriptions, and the
       text-based person search sets ``CUHKPEDES``, ``ICFGPEDES``, ``RSTPReid``); ``DATASETS.TEXT_SPLIT``
       ["test" | "val"] picks the split of the latter (choose recipes on "val").
+    * ``TEST.BLOCKWISE.ENABLED`` [True]: image Re-ID test sets are scored by
+      :class:`~fastreid_dmf.evaluation.blockwise.BlockwiseReidEvaluator` (fast-reid's metrics, bit for bit,
+      without the query x gallery matrix); ``TEST.BLOCKWISE.QUERIES`` [128] queries per block.
     * ``SEED`` [-1]: >= 0 seeds Python/NumPy/torch at start-up and the
       multimodal sampler (reproducible runs); -1 = fast-reid's random seeding.
     * ``DATASETS.VERIFY_IMAGES`` [True]: fully decode every training image
@@ -191,6 +194,9 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.DATASETS.TEXT_TESTS = ()  # text-to-image retrieval test sets (descriptions -> gallery images), after TESTS
     cfg.DATASETS.TEXT_SPLIT = "test"  # split of the text-based person search sets scored: "test" or "val"
     cfg.DATASETS.SKIP_UNREADABLE = False  # skip unreadable images (counted) instead of stopping
+    cfg.TEST.BLOCKWISE = CN()
+    cfg.TEST.BLOCKWISE.ENABLED = True  # exact fast-reid metrics query block by query block (bounded memory)
+    cfg.TEST.BLOCKWISE.QUERIES = 128  # queries per block: memory ~ 30 bytes x QUERIES x gallery size
     cfg.SEED = -1  # >= 0: seeds Python / NumPy / torch and the sampler (reproducible, exact resume)
 
 
@@ -285,6 +291,10 @@ def check_dmf_config(cfg: CN) -> None:
 
     _expect(cfg.DATASETS.FINEGPR.TEXT_MODE in TEXT_MODES, "DATASETS.FINEGPR.TEXT_MODE", cfg.DATASETS.FINEGPR.TEXT_MODE,
             f"one of {', '.join(map(repr, TEXT_MODES))}")
+    _expect(cfg.TEST.BLOCKWISE.QUERIES >= 1, "TEST.BLOCKWISE.QUERIES", cfg.TEST.BLOCKWISE.QUERIES,
+            "a positive number of queries per block")
+    _expect(not cfg.TEST.BLOCKWISE.ENABLED or cfg.TEST.METRIC in ("cosine", "euclidean"), "TEST.METRIC",
+            cfg.TEST.METRIC, "'cosine' or 'euclidean' with TEST.BLOCKWISE.ENABLED")
     _expect(cfg.DATASETS.TEXT_SPLIT in ("test", "val"), "DATASETS.TEXT_SPLIT", cfg.DATASETS.TEXT_SPLIT,
             "'test' or 'val'")
     _expect(dmf.TEXT_ENCODER.LR_FACTOR > 0, "MODEL.DMF.TEXT_ENCODER.LR_FACTOR", dmf.TEXT_ENCODER.LR_FACTOR,

@@ -29,6 +29,7 @@ from ..compat import attribute_replaced, cuda_usable, disable_amp_without_cuda
 from ..config import check_dmf_config, load_config
 from ..config.defaults import check_lr_schedule
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader, build_gallery_loader
+from ..evaluation.blockwise import BlockwiseReidEvaluator
 from ..evaluation.text_to_image import RESULT_SUFFIX, TextToImageEvaluator, load_text_to_image_set
 from .checkpoint import load_resumable_checkpoint, load_weights_strict, weights_only_torch_load
 from .resume import TrainingProgress
@@ -90,7 +91,9 @@ class DMFTrainer(DefaultTrainer):
     * multi-GPU: DDP with ``find_unused_parameters=True`` (see :func:`ddp_with_unused_parameters`).
     * ``build_optimizer``: fast-reid's, with a trained pre-trained text encoder's LR times
       ``MODEL.DMF.TEXT_ENCODER.LR_FACTOR`` (DMF with ``FREEZE`` False; MMET always).
-    * ``test``: fast-reid's (``DATASETS.TESTS``, ``ReidEvaluator``), then text-to-image retrieval on
+    * ``build_evaluator``: fast-reid's, with the bounded-memory ``BlockwiseReidEvaluator`` (same metrics) when
+      ``TEST.BLOCKWISE.ENABLED`` (default).
+    * ``test``: fast-reid's (``DATASETS.TESTS``), then text-to-image retrieval on
       ``DATASETS.TEXT_TESTS`` (:mod:`fastreid_dmf.evaluation.text_to_image`), results keyed
       ``"<name> (text->image)"``; always ``{dataset: metrics}``, also for a single test set.
     """
@@ -142,6 +145,15 @@ class DMFTrainer(DefaultTrainer):
             loader = getattr(self._trainer, "data_loader", None)
             if getattr(loader, "iter", None) is not None and hasattr(loader, "shutdown"):
                 loader.shutdown()
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_dir=None):
+        """fast-reid's test loader and evaluator; :class:`~fastreid_dmf.evaluation.blockwise.BlockwiseReidEvaluator`
+        (same metrics, bounded memory) when ``TEST.BLOCKWISE.ENABLED``, else fast-reid's ``ReidEvaluator``."""
+        data_loader, evaluator = super().build_evaluator(cfg, dataset_name, output_dir)
+        if cfg.TEST.BLOCKWISE.ENABLED:
+            evaluator = BlockwiseReidEvaluator(cfg, evaluator._num_query, output_dir)
+        return data_loader, evaluator
 
     @classmethod
     def test(cls, cfg, model):

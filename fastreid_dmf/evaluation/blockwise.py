@@ -1,0 +1,236 @@
+"""fast-reid's Re-ID metrics computed query block by query block: exact, in memory bounded by the block size.
+
+fast-reid's ``ReidEvaluator`` builds the whole Q x G float32 distance matrix and ``np.argsort``s all of it
+(int64 indices: 12 bytes per pair; 11.5 GB at MSMT17 size, 11,659 x 82,161), and its AQE builds an
+(Q + G) x (Q + G) similarity matrix (35 GB there). This module gives the same numbers from one block of B
+queries at a time (B x G distances), so peak memory is the features plus O(B x G).
+
+No sort is needed. For one query, let the valid gallery be the images that are not of its identity *and*
+camera (fast-reid's junk rule, Market-1501 protocol), and let d_1 <= ... <= d_n be the distances of its n
+matches. The rank of match k among the valid gallery is r_k = #{valid j : d_j < d_k} + (k's place among equal
+distances), computed with one ``searchsorted`` of every valid distance into the sorted match distances.
+Then, exactly as fast-reid's ``eval_market1501`` (``fastreid/evaluation/rank.py`` and its Cython twin
+``rank_cylib/rank_cy.pyx``, which ``ReidEvaluator`` uses):
+
+* CMC@r = 1 if r_1 <= r (averaged over queries with at least one match; others are skipped, as upstream);
+* AP = (1/n) sum_k k / r_k, accumulated in float32 in rank order as the Cython code does;
+* INP = n / r_n (mINP, Ye et al., TPAMI 2021).
+
+The float32 accumulation order is the Cython code's, so the metrics equal ``ReidEvaluator``'s bit for bit
+whenever both see the same ranking. A match and a non-match at exactly the same distance are ordered
+match-last here; numpy's ``argsort`` (quicksort) leaves such ties in an unspecified order upstream.
+Distances are fast-reid's (``build_dist``: cosine = 1 - cosine similarity, euclidean = squared distance),
+computed per block; BLAS may round a block's products differently in the last bit, which can only swap
+two gallery images whose distances differ by ~1e-7.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import math
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from fastreid.evaluation.reid_evaluation import ReidEvaluator
+from fastreid.utils import comm
+
+__all__ = ["BlockwiseReidEvaluator", "blockwise_aqe", "blockwise_rank_metrics", "block_distances"]
+
+logger = logging.getLogger(__name__)
+
+
+def block_distances(query: torch.Tensor, gallery: torch.Tensor, metric: str) -> torch.Tensor:
+    """fast-reid's distances (``fastreid/utils/compute_dist.py``) of a query block to the whole gallery.
+
+    Args:
+        query: float ``(B, D)``; gallery: float ``(G, D)`` (already L2-normalised for "cosine" by the caller is
+            not required: normalised here, as upstream).
+        metric: "cosine" (1 - cosine similarity) or "euclidean" (squared Euclidean distance).
+
+    Returns:
+        float32 ``(B, G)`` on the inputs' device.
+
+    Raises:
+        ValueError: another metric (``jaccard`` is re-ranking, not a block distance).
+    """
+    if metric == "cosine":
+        return 1 - torch.mm(F.normalize(query, p=2, dim=1), F.normalize(gallery, p=2, dim=1).t())
+    if metric == "euclidean":
+        dist = query.pow(2).sum(dim=1, keepdim=True) + gallery.pow(2).sum(dim=1)[None, :]
+        return dist.addmm_(query, gallery.t(), beta=1, alpha=-2)
+    raise ValueError(f"config TEST.METRIC={metric!r}: expected 'cosine' or 'euclidean' for blockwise evaluation")
+
+
+def _match_ranks(dist: torch.Tensor, matches: torch.Tensor, valid: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-based ranks of each query's matches among its valid gallery images, without sorting the gallery.
+
+    Args:
+        dist: float ``(B, G)`` distances; matches / valid: bool ``(B, G)`` (matches are valid).
+
+    Returns:
+        ``(ranks, counts)``: int64 ``(B, M)`` ranks in ascending order, padded with 0 after the ``counts[b]``
+        matches of query b (M = max count, at least 1); int64 ``(B,)`` counts.
+    """
+    counts = matches.sum(dim=1)
+    width = max(int(counts.max()), 1)
+    # Match distances sorted per query, padded with +inf (never exceeded by a real distance).
+    sorted_dist, order = torch.where(matches, dist, torch.full_like(dist, math.inf)).topk(
+        width, dim=1, largest=False, sorted=True)
+    # slot[j] = number of matches strictly closer than image j: a non-match comes after exactly those matches
+    # (one tied with a match goes first: searchsorted "left"); each match gets its own place k in the sorted
+    # order (ties between matches do not change any metric).
+    slot = torch.searchsorted(sorted_dist.contiguous(), dist.contiguous(), right=False)
+    place = torch.arange(width, device=dist.device)[None, :].expand(dist.shape[0], width)
+    is_match = place < counts[:, None]
+    slot.scatter_(1, order, torch.where(is_match, place, slot.gather(1, order)))
+    before = torch.zeros(dist.shape[0], width + 1, dtype=torch.int64, device=dist.device)
+    before.scatter_add_(1, slot, valid.to(torch.int64))
+    ranks = torch.where(is_match, before.cumsum(dim=1)[:, :width], 0)
+    return ranks, counts
+
+
+def blockwise_rank_metrics(query: torch.Tensor, gallery: torch.Tensor, query_pids: np.ndarray,
+                           gallery_pids: np.ndarray, query_camids: np.ndarray, gallery_camids: np.ndarray,
+                           metric: str = "cosine", max_rank: int = 50, block_size: int = 256,
+                           device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fast-reid's ``evaluate_rank`` (Market-1501 protocol) over query blocks: ``(cmc, all_AP, all_INP)``.
+
+    Args:
+        query: float ``(Q, D)``; gallery: float ``(G, D)`` features.
+        query_pids, gallery_pids, query_camids, gallery_camids: integer ``(Q,)`` / ``(G,)``.
+        metric: ``TEST.METRIC``; max_rank: CMC length (fast-reid: 50, cut to G when G is smaller).
+        block_size: queries per block (memory ~ 30 bytes x block_size x G).
+        device: where the blocks are computed ("cuda" when there is a GPU).
+
+    Returns:
+        ``cmc`` float32 ``(max_rank,)``, ``all_AP`` / ``all_INP`` float32 ``(valid queries,)``, as fast-reid's
+        Cython ``evaluate_cy`` returns them.
+
+    Raises:
+        ValueError: no query has a valid match (fast-reid asserts the same), a bad block size or metric.
+    """
+    if block_size < 1:
+        raise ValueError(f"config TEST.BLOCKWISE.QUERIES={block_size}: expected a positive number of queries")
+    num_g = gallery.shape[0]
+    max_rank = min(max_rank, num_g)
+    device = torch.device(device)
+    gallery = gallery.to(device, torch.float32)
+    g_pids = torch.as_tensor(np.asarray(gallery_pids, dtype=np.int64), device=device)
+    g_cams = torch.as_tensor(np.asarray(gallery_camids, dtype=np.int64), device=device)
+    q_pids_all = torch.as_tensor(np.asarray(query_pids, dtype=np.int64), device=device)
+    q_cams_all = torch.as_tensor(np.asarray(query_camids, dtype=np.int64), device=device)
+    cmc_counts = np.zeros(max_rank, dtype=np.float32)
+    all_ap, all_inp = [], []
+    for start in range(0, query.shape[0], block_size):
+        q = query[start:start + block_size].to(device, torch.float32)
+        q_pids, q_cams = q_pids_all[start:start + block_size], q_cams_all[start:start + block_size]
+        dist = block_distances(q, gallery, metric)
+        same_id = g_pids[None, :] == q_pids[:, None]
+        valid = ~(same_id & (g_cams[None, :] == q_cams[:, None]))
+        ranks, counts = _match_ranks(dist, same_id & valid, valid)
+        del dist, same_id, valid
+        ranks, counts = ranks.cpu().numpy(), counts.cpu().numpy()
+        keep = counts > 0
+        ranks, counts = ranks[keep], counts[keep]
+        if not len(counts):
+            continue
+        first = ranks[:, 0]
+        cmc_counts += (first[:, None] <= np.arange(1, max_rank + 1)[None, :]).sum(axis=0).astype(np.float32)
+        # AP in the Cython code's float32 arithmetic: tmp += (k / r_k) in double, stored in float32, in rank order.
+        ap_sum = np.zeros(len(counts), dtype=np.float32)
+        for k in range(ranks.shape[1]):
+            present = k < counts
+            term = (k + 1) / np.maximum(ranks[:, k], 1).astype(np.float64)
+            ap_sum = np.where(present, (ap_sum.astype(np.float64) + term).astype(np.float32), ap_sum)
+        all_ap.append(ap_sum / counts.astype(np.float32))
+        last = ranks[np.arange(len(counts)), counts - 1]
+        all_inp.append((counts / last.astype(np.float64)).astype(np.float32))
+    num_valid = sum(len(a) for a in all_ap)
+    if num_valid == 0:
+        raise ValueError("no query has a match in the gallery (other than same-camera images); fast-reid's "
+                         "evaluator asserts the same: check the test set's query / gallery split")
+    cmc = cmc_counts / np.float32(num_valid)
+    return cmc.astype(np.float32), np.concatenate(all_ap), np.concatenate(all_inp)
+
+
+def blockwise_aqe(query: torch.Tensor, gallery: torch.Tensor, qe_times: int = 1, qe_k: int = 10,
+                  alpha: float = 3.0, block_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """fast-reid's ``aqe`` (alpha query expansion, ``fastreid/evaluation/query_expansion.py``) by row blocks.
+
+    Same steps and numpy calls as upstream (``argpartition`` for the top ``qe_k`` of each row, weights
+    ``sim ** alpha``, mean of the weighted neighbours), on (block x N) similarities instead of N x N.
+
+    Args:
+        query: float ``(Q, D)``; gallery: float ``(G, D)``. qe_times, qe_k, alpha: ``TEST.AQE.*``.
+        block_size: rows per block.
+
+    Returns:
+        Expanded ``(query, gallery)`` features, float ``(Q, D)`` / ``(G, D)`` on the CPU.
+    """
+    num_query = query.shape[0]
+    all_feat = torch.cat((query, gallery), dim=0).cpu()
+    norm_feat = F.normalize(all_feat, p=2, dim=1)
+    all_feat = all_feat.numpy()
+    for _ in range(qe_times):
+        expanded = []
+        for start in range(0, len(all_feat), block_size):
+            sims = torch.mm(norm_feat[start:start + block_size], norm_feat.t()).numpy()
+            for sim in sims:
+                init_rank = np.argpartition(-sim, range(1, qe_k + 1))
+                weights = np.power(sim[init_rank[:qe_k]].reshape((-1, 1)), alpha)
+                expanded.append(np.mean(all_feat[init_rank[:qe_k], :] * weights, axis=0))
+        all_feat = np.stack(expanded, axis=0)
+        norm_feat = F.normalize(torch.from_numpy(all_feat), p=2, dim=1)
+    return torch.from_numpy(all_feat[:num_query]), torch.from_numpy(all_feat[num_query:])
+
+
+class BlockwiseReidEvaluator(ReidEvaluator):
+    """fast-reid's ``ReidEvaluator`` with the ranking done per query block (module docstring): same results.
+
+    Same constructor, ``process`` (features, pids, camids per batch) and result keys (``Rank-1/5/10``, ``mAP``,
+    ``mINP``, ``metric``, percent); gathers the features of all processes as upstream. Config:
+    ``TEST.BLOCKWISE.QUERIES`` (block size), ``TEST.AQE.*`` (blockwise AQE), ``TEST.METRIC``. Re-ranking
+    (``TEST.RERANK``) and ROC (``TEST.ROC``) need the whole matrix: they fall back to ``ReidEvaluator``'s
+    evaluation, with a warning.
+    """
+
+    def evaluate(self):
+        """See class docstring."""
+        cfg = self.cfg
+        if cfg.TEST.RERANK.ENABLED or cfg.TEST.ROC.ENABLED:
+            logger.warning("TEST.RERANK / TEST.ROC need the whole query x gallery matrix: using fast-reid's "
+                           "ReidEvaluator for this evaluation (memory grows with query x gallery)")
+            return super().evaluate()
+        predictions = self._predictions
+        if comm.get_world_size() > 1:
+            comm.synchronize()
+            predictions = list(itertools.chain(*comm.gather(predictions, dst=0)))
+            if not comm.is_main_process():
+                return {}
+        features = torch.cat([p["feats"] for p in predictions], dim=0)
+        pids = torch.cat([p["pids"] for p in predictions], dim=0).numpy()
+        camids = torch.cat([p["camids"] for p in predictions], dim=0).numpy()
+        num_query = self._num_query
+        query, gallery = features[:num_query], features[num_query:]
+        if cfg.TEST.AQE.ENABLED:
+            logger.info("Test with AQE setting (blockwise)")
+            query, gallery = blockwise_aqe(query, gallery, cfg.TEST.AQE.QE_TIME, cfg.TEST.AQE.QE_K,
+                                           cfg.TEST.AQE.ALPHA)
+        device = "cuda" if cfg.MODEL.DEVICE.startswith("cuda") and torch.cuda.is_available() else "cpu"
+        cmc, all_ap, all_inp = blockwise_rank_metrics(
+            query, gallery, pids[:num_query], pids[num_query:], camids[:num_query], camids[num_query:],
+            cfg.TEST.METRIC, block_size=cfg.TEST.BLOCKWISE.QUERIES, device=device)
+        results = OrderedDict()
+        mean_ap, mean_inp = np.mean(all_ap), np.mean(all_inp)
+        for rank in (1, 5, 10):
+            results[f"Rank-{rank}"] = cmc[min(rank, len(cmc)) - 1] * 100
+        results["mAP"] = mean_ap * 100
+        results["mINP"] = mean_inp * 100
+        results["metric"] = (mean_ap + cmc[0]) / 2 * 100
+        self._results = results
+        return copy.deepcopy(results)
