@@ -196,7 +196,7 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.DATASETS.SKIP_UNREADABLE = False  # skip unreadable images (counted) instead of stopping
     cfg.TEST.BLOCKWISE = CN()
     cfg.TEST.BLOCKWISE.ENABLED = True  # exact fast-reid metrics query block by query block (bounded memory)
-    cfg.TEST.BLOCKWISE.QUERIES = 128  # queries per block: memory ~ 30 bytes x QUERIES x gallery size
+    cfg.TEST.BLOCKWISE.QUERIES = 128  # queries per block: memory ~ 10 bytes x QUERIES x gallery size
     cfg.SEED = -1  # >= 0: seeds Python / NumPy / torch and the sampler (reproducible, exact resume)
 
 

@@ -5,10 +5,10 @@ fast-reid's ``ReidEvaluator`` builds the whole Q x G float32 distance matrix and
 (Q + G) x (Q + G) similarity matrix (35 GB there). This module gives the same numbers from one block of B
 queries at a time (B x G distances), so peak memory is the features plus O(B x G).
 
-No sort is needed. For one query, let the valid gallery be the images that are not of its identity *and*
-camera (fast-reid's junk rule, Market-1501 protocol), and let d_1 <= ... <= d_n be the distances of its n
-matches. The rank of match k among the valid gallery is r_k = #{valid j : d_j < d_k} + (k's place among equal
-distances), computed with one ``searchsorted`` of every valid distance into the sorted match distances.
+No gallery sort is needed. For one query, let the valid gallery be the images that are not of its identity
+*and* camera (fast-reid's junk rule, Market-1501 protocol), and let d_1 <= ... <= d_n be the distances of its
+n matches. The rank of match k among the valid gallery is r_k = k + #{valid non-match j : d_j < d_k}: only the
+non-matches closer than the farthest match count, and they are few (about r_n = n / INP per query).
 Then, exactly as fast-reid's ``eval_market1501`` (``fastreid/evaluation/rank.py`` and its Cython twin
 ``rank_cylib/rank_cy.pyx``, which ``ReidEvaluator`` uses):
 
@@ -38,36 +38,51 @@ import torch.nn.functional as F
 from fastreid.evaluation.reid_evaluation import ReidEvaluator
 from fastreid.utils import comm
 
-__all__ = ["BlockwiseReidEvaluator", "blockwise_aqe", "blockwise_rank_metrics", "block_distances"]
+__all__ = ["BlockwiseReidEvaluator", "GalleryDistances", "blockwise_aqe", "blockwise_rank_metrics"]
 
 logger = logging.getLogger(__name__)
 
 
-def block_distances(query: torch.Tensor, gallery: torch.Tensor, metric: str) -> torch.Tensor:
-    """fast-reid's distances (``fastreid/utils/compute_dist.py``) of a query block to the whole gallery.
+class GalleryDistances:
+    """fast-reid's distances (``fastreid/utils/compute_dist.py``) from query blocks to one gallery.
+
+    The gallery side is prepared once (L2-normalised for "cosine", squared norms for "euclidean"); each call
+    computes a block with the same operations as ``build_dist``.
 
     Args:
-        query: float ``(B, D)``; gallery: float ``(G, D)`` (already L2-normalised for "cosine" by the caller is
-            not required: normalised here, as upstream).
+        gallery: float ``(G, D)``.
         metric: "cosine" (1 - cosine similarity) or "euclidean" (squared Euclidean distance).
-
-    Returns:
-        float32 ``(B, G)`` on the inputs' device.
 
     Raises:
         ValueError: another metric (``jaccard`` is re-ranking, not a block distance).
     """
-    if metric == "cosine":
-        return 1 - torch.mm(F.normalize(query, p=2, dim=1), F.normalize(gallery, p=2, dim=1).t())
-    if metric == "euclidean":
-        dist = query.pow(2).sum(dim=1, keepdim=True) + gallery.pow(2).sum(dim=1)[None, :]
-        return dist.addmm_(query, gallery.t(), beta=1, alpha=-2)
-    raise ValueError(f"config TEST.METRIC={metric!r}: expected 'cosine' or 'euclidean' for blockwise evaluation")
+
+    def __init__(self, gallery: torch.Tensor, metric: str) -> None:
+        if metric not in ("cosine", "euclidean"):
+            raise ValueError(f"config TEST.METRIC={metric!r}: expected 'cosine' or 'euclidean' for blockwise "
+                             "evaluation")
+        self.metric = metric
+        if metric == "cosine":
+            self.gallery_t = F.normalize(gallery, p=2, dim=1).t()
+        else:
+            self.gallery_t = gallery.t()
+            self.gallery_sq = gallery.pow(2).sum(dim=1)[None, :]
+
+    def __call__(self, query: torch.Tensor) -> torch.Tensor:
+        """float32 ``(B, G)`` distances of the query block ``(B, D)``."""
+        if self.metric == "cosine":  # 1 - s, in place (the same float32 rounding as build_dist's 1 - s)
+            return torch.mm(F.normalize(query, p=2, dim=1), self.gallery_t).neg_().add_(1)
+        dist = query.pow(2).sum(dim=1, keepdim=True) + self.gallery_sq
+        return dist.addmm_(query, self.gallery_t, beta=1, alpha=-2)
 
 
 def _match_ranks(dist: torch.Tensor, matches: torch.Tensor, valid: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """1-based ranks of each query's matches among its valid gallery images, without sorting the gallery.
+
+    Only images closer than (or as close as) a query's farthest match can precede a match, and there are few
+    of them (about r_n = n / INP), so each query's match distances are sorted and only those images are
+    placed among them (``searchsorted``, "left": a non-match tied with a match goes first).
 
     Args:
         dist: float ``(B, G)`` distances; matches / valid: bool ``(B, G)`` (matches are valid).
@@ -76,21 +91,29 @@ def _match_ranks(dist: torch.Tensor, matches: torch.Tensor, valid: torch.Tensor
         ``(ranks, counts)``: int64 ``(B, M)`` ranks in ascending order, padded with 0 after the ``counts[b]``
         matches of query b (M = max count, at least 1); int64 ``(B,)`` counts.
     """
-    counts = matches.sum(dim=1)
-    width = max(int(counts.max()), 1)
-    # Match distances sorted per query, padded with +inf (never exceeded by a real distance).
-    sorted_dist, order = torch.where(matches, dist, torch.full_like(dist, math.inf)).topk(
-        width, dim=1, largest=False, sorted=True)
-    # slot[j] = number of matches strictly closer than image j: a non-match comes after exactly those matches
-    # (one tied with a match goes first: searchsorted "left"); each match gets its own place k in the sorted
-    # order (ties between matches do not change any metric).
-    slot = torch.searchsorted(sorted_dist.contiguous(), dist.contiguous(), right=False)
-    place = torch.arange(width, device=dist.device)[None, :].expand(dist.shape[0], width)
-    is_match = place < counts[:, None]
-    slot.scatter_(1, order, torch.where(is_match, place, slot.gather(1, order)))
-    before = torch.zeros(dist.shape[0], width + 1, dtype=torch.int64, device=dist.device)
-    before.scatter_add_(1, slot, valid.to(torch.int64))
-    ranks = torch.where(is_match, before.cumsum(dim=1)[:, :width], 0)
+    num_rows = dist.shape[0]
+    match_rows, match_cols = matches.nonzero(as_tuple=True)  # row-major: each row's matches together
+    counts = torch.bincount(match_rows, minlength=num_rows)
+    width = max(int(counts.max()), 1) if len(match_rows) else 1
+    ranks = torch.zeros(num_rows, width, dtype=torch.int64, device=dist.device)
+    match_dist = dist[match_rows, match_cols]
+    farthest = torch.full((num_rows,), -math.inf, dtype=dist.dtype, device=dist.device)
+    farthest.scatter_reduce_(0, match_rows, match_dist, reduce="amax")
+    # Valid non-matches at most as far as the farthest match: the only images that can precede a match.
+    ahead = valid & ~matches & (dist <= farthest[:, None])
+    ahead_rows, ahead_cols = ahead.nonzero(as_tuple=True)
+    ahead_dist = dist[ahead_rows, ahead_cols]
+    match_ends = counts.cumsum(0).tolist()
+    ahead_ends = torch.bincount(ahead_rows, minlength=num_rows).cumsum(0).tolist()
+    match_start = ahead_start = 0
+    for row in range(num_rows):
+        count = match_ends[row] - match_start
+        if count:
+            thresholds = match_dist[match_start:match_ends[row]].sort().values
+            slots = torch.searchsorted(thresholds, ahead_dist[ahead_start:ahead_ends[row]], right=False)
+            before = torch.bincount(slots, minlength=count)[:count].cumsum(0)
+            ranks[row, :count] = before + torch.arange(1, count + 1, device=dist.device)
+        match_start, ahead_start = match_ends[row], ahead_ends[row]
     return ranks, counts
 
 
@@ -104,7 +127,7 @@ def blockwise_rank_metrics(query: torch.Tensor, gallery: torch.Tensor, query_pid
         query: float ``(Q, D)``; gallery: float ``(G, D)`` features.
         query_pids, gallery_pids, query_camids, gallery_camids: integer ``(Q,)`` / ``(G,)``.
         metric: ``TEST.METRIC``; max_rank: CMC length (fast-reid: 50, cut to G when G is smaller).
-        block_size: queries per block (memory ~ 30 bytes x block_size x G).
+        block_size: queries per block (memory ~ 10 bytes x block_size x G).
         device: where the blocks are computed ("cuda" when there is a GPU).
 
     Returns:
@@ -119,7 +142,7 @@ def blockwise_rank_metrics(query: torch.Tensor, gallery: torch.Tensor, query_pid
     num_g = gallery.shape[0]
     max_rank = min(max_rank, num_g)
     device = torch.device(device)
-    gallery = gallery.to(device, torch.float32)
+    distances = GalleryDistances(gallery.to(device, torch.float32), metric)
     g_pids = torch.as_tensor(np.asarray(gallery_pids, dtype=np.int64), device=device)
     g_cams = torch.as_tensor(np.asarray(gallery_camids, dtype=np.int64), device=device)
     q_pids_all = torch.as_tensor(np.asarray(query_pids, dtype=np.int64), device=device)
@@ -129,7 +152,7 @@ def blockwise_rank_metrics(query: torch.Tensor, gallery: torch.Tensor, query_pid
     for start in range(0, query.shape[0], block_size):
         q = query[start:start + block_size].to(device, torch.float32)
         q_pids, q_cams = q_pids_all[start:start + block_size], q_cams_all[start:start + block_size]
-        dist = block_distances(q, gallery, metric)
+        dist = distances(q)
         same_id = g_pids[None, :] == q_pids[:, None]
         valid = ~(same_id & (g_cams[None, :] == q_cams[:, None]))
         ranks, counts = _match_ranks(dist, same_id & valid, valid)
