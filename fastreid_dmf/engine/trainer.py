@@ -47,10 +47,18 @@ def ddp_with_unused_parameters() -> Iterator[None]:
 
     A DMF batch with images only (or texts only) leaves the other modality's
     projection, [cls] and position embedding without gradients, which plain
-    DDP rejects. Replaces ``fastreid.engine.defaults.DistributedDataParallel``
-    (the name ``DefaultTrainer.__init__`` calls) and restores it on exit.
+    DDP rejects. A model on the CPU (gloo processes) gets ``device_ids=None``
+    (fast-reid passes the local rank, which DDP refuses for CPU modules). Replaces
+    ``fastreid.engine.defaults.DistributedDataParallel`` (the name
+    ``DefaultTrainer.__init__`` calls) and restores it on exit.
     """
-    ddp = functools.partial(fastreid_defaults.DistributedDataParallel, find_unused_parameters=True)
+    original = fastreid_defaults.DistributedDataParallel
+
+    def ddp(model, device_ids=None, **kwargs):
+        # fast-reid passes device_ids=[local rank]; a CPU model (gloo processes) must get None.
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        return original(model, device_ids=None if on_cpu else device_ids, find_unused_parameters=True, **kwargs)
+
     with attribute_replaced(fastreid_defaults, "DistributedDataParallel", ddp):
         yield
 
