@@ -31,6 +31,7 @@ import itertools
 import logging
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -38,7 +39,8 @@ import torch.nn.functional as F
 from fastreid.evaluation.reid_evaluation import ReidEvaluator
 from fastreid.utils import comm
 
-__all__ = ["BlockwiseReidEvaluator", "GalleryDistances", "blockwise_aqe", "blockwise_rank_metrics"]
+__all__ = ["BlockwiseReidEvaluator", "GalleryDistances", "blockwise_aqe", "blockwise_rank_metrics",
+           "rank_metrics_by_block"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,42 +119,40 @@ def _match_ranks(dist: torch.Tensor, matches: torch.Tensor, valid: torch.Tensor
     return ranks, counts
 
 
-def blockwise_rank_metrics(query: torch.Tensor, gallery: torch.Tensor, query_pids: np.ndarray,
-                           gallery_pids: np.ndarray, query_camids: np.ndarray, gallery_camids: np.ndarray,
-                           metric: str = "cosine", max_rank: int = 50, block_size: int = 256,
-                           device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """fast-reid's ``evaluate_rank`` (Market-1501 protocol) over query blocks: ``(cmc, all_AP, all_INP)``.
+def rank_metrics_by_block(block_distances: Callable[[int, int], torch.Tensor], num_query: int,
+                          query_pids: np.ndarray, gallery_pids: np.ndarray, query_camids: np.ndarray,
+                          gallery_camids: np.ndarray, max_rank: int = 50, block_size: int = 128,
+                          device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fast-reid's ``evaluate_rank`` (Market-1501 protocol) from distance blocks: ``(cmc, all_AP, all_INP)``.
 
     Args:
-        query: float ``(Q, D)``; gallery: float ``(G, D)`` features.
-        query_pids, gallery_pids, query_camids, gallery_camids: integer ``(Q,)`` / ``(G,)``.
-        metric: ``TEST.METRIC``; max_rank: CMC length (fast-reid: 50, cut to G when G is smaller).
+        block_distances: ``(start, stop) -> float (stop - start, G)`` distances of queries ``start:stop``.
+        num_query: Q. query_pids, gallery_pids, query_camids, gallery_camids: integer ``(Q,)`` / ``(G,)``.
+        max_rank: CMC length (fast-reid: 50, cut to G when G is smaller).
         block_size: queries per block (memory ~ 10 bytes x block_size x G).
-        device: where the blocks are computed ("cuda" when there is a GPU).
+        device: where the rank computation runs.
 
     Returns:
         ``cmc`` float32 ``(max_rank,)``, ``all_AP`` / ``all_INP`` float32 ``(valid queries,)``, as fast-reid's
         Cython ``evaluate_cy`` returns them.
 
     Raises:
-        ValueError: no query has a valid match (fast-reid asserts the same), a bad block size or metric.
+        ValueError: no query has a valid match (fast-reid asserts the same), a bad block size.
     """
     if block_size < 1:
         raise ValueError(f"config TEST.BLOCKWISE.QUERIES={block_size}: expected a positive number of queries")
-    num_g = gallery.shape[0]
-    max_rank = min(max_rank, num_g)
     device = torch.device(device)
-    distances = GalleryDistances(gallery.to(device, torch.float32), metric)
     g_pids = torch.as_tensor(np.asarray(gallery_pids, dtype=np.int64), device=device)
     g_cams = torch.as_tensor(np.asarray(gallery_camids, dtype=np.int64), device=device)
+    max_rank = min(max_rank, len(g_pids))
     q_pids_all = torch.as_tensor(np.asarray(query_pids, dtype=np.int64), device=device)
     q_cams_all = torch.as_tensor(np.asarray(query_camids, dtype=np.int64), device=device)
     cmc_counts = np.zeros(max_rank, dtype=np.float32)
     all_ap, all_inp = [], []
-    for start in range(0, query.shape[0], block_size):
-        q = query[start:start + block_size].to(device, torch.float32)
-        q_pids, q_cams = q_pids_all[start:start + block_size], q_cams_all[start:start + block_size]
-        dist = distances(q)
+    for start in range(0, num_query, block_size):
+        stop = min(start + block_size, num_query)
+        q_pids, q_cams = q_pids_all[start:stop], q_cams_all[start:stop]
+        dist = torch.as_tensor(block_distances(start, stop), device=device)
         same_id = g_pids[None, :] == q_pids[:, None]
         valid = ~(same_id & (g_cams[None, :] == q_cams[:, None]))
         ranks, counts = _match_ranks(dist, same_id & valid, valid)
@@ -179,6 +179,29 @@ def blockwise_rank_metrics(query: torch.Tensor, gallery: torch.Tensor, query_pid
                          "evaluator asserts the same: check the test set's query / gallery split")
     cmc = cmc_counts / np.float32(num_valid)
     return cmc.astype(np.float32), np.concatenate(all_ap), np.concatenate(all_inp)
+
+
+def blockwise_rank_metrics(query: torch.Tensor, gallery: torch.Tensor, query_pids: np.ndarray,
+                           gallery_pids: np.ndarray, query_camids: np.ndarray, gallery_camids: np.ndarray,
+                           metric: str = "cosine", max_rank: int = 50, block_size: int = 128,
+                           device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fast-reid's ``build_dist`` + ``evaluate_rank`` over query blocks (:func:`rank_metrics_by_block`).
+
+    Args:
+        query: float ``(Q, D)``; gallery: float ``(G, D)`` features. metric: ``TEST.METRIC``.
+        Others: as :func:`rank_metrics_by_block`.
+
+    Raises:
+        ValueError: no query has a valid match, a bad block size or metric.
+    """
+    device = torch.device(device)
+    distances = GalleryDistances(gallery.to(device, torch.float32), metric)
+
+    def block(start: int, stop: int) -> torch.Tensor:
+        return distances(query[start:stop].to(device, torch.float32))
+
+    return rank_metrics_by_block(block, query.shape[0], query_pids, gallery_pids, query_camids, gallery_camids,
+                                 max_rank, block_size, device)
 
 
 def blockwise_aqe(query: torch.Tensor, gallery: torch.Tensor, qe_times: int = 1, qe_k: int = 10,
@@ -217,17 +240,18 @@ class BlockwiseReidEvaluator(ReidEvaluator):
 
     Same constructor, ``process`` (features, pids, camids per batch) and result keys (``Rank-1/5/10``, ``mAP``,
     ``mINP``, ``metric``, percent); gathers the features of all processes as upstream. Config:
-    ``TEST.BLOCKWISE.QUERIES`` (block size), ``TEST.AQE.*`` (blockwise AQE), ``TEST.METRIC``. Re-ranking
-    (``TEST.RERANK``) and ROC (``TEST.ROC``) need the whole matrix: they fall back to ``ReidEvaluator``'s
-    evaluation, with a warning.
+    ``TEST.BLOCKWISE.QUERIES`` (block size), ``TEST.AQE.*`` (blockwise AQE), ``TEST.METRIC``,
+    ``TEST.RERANK.*`` (sparse k-reciprocal re-ranking, :class:`.rerank.KReciprocalJaccard`; also on a CPU,
+    where fast-reid's needs CUDA). ROC (``TEST.ROC``) needs the whole matrix: it falls back to
+    ``ReidEvaluator``'s evaluation, with a warning.
     """
 
     def evaluate(self):
         """See class docstring."""
         cfg = self.cfg
-        if cfg.TEST.RERANK.ENABLED or cfg.TEST.ROC.ENABLED:
-            logger.warning("TEST.RERANK / TEST.ROC need the whole query x gallery matrix: using fast-reid's "
-                           "ReidEvaluator for this evaluation (memory grows with query x gallery)")
+        if cfg.TEST.ROC.ENABLED:
+            logger.warning("TEST.ROC needs the whole query x gallery matrix: using fast-reid's ReidEvaluator for "
+                           "this evaluation (memory grows with query x gallery)")
             return super().evaluate()
         predictions = self._predictions
         if comm.get_world_size() > 1:
@@ -245,9 +269,27 @@ class BlockwiseReidEvaluator(ReidEvaluator):
             query, gallery = blockwise_aqe(query, gallery, cfg.TEST.AQE.QE_TIME, cfg.TEST.AQE.QE_K,
                                            cfg.TEST.AQE.ALPHA)
         device = "cuda" if cfg.MODEL.DEVICE.startswith("cuda") and torch.cuda.is_available() else "cpu"
-        cmc, all_ap, all_inp = blockwise_rank_metrics(
-            query, gallery, pids[:num_query], pids[num_query:], camids[:num_query], camids[num_query:],
-            cfg.TEST.METRIC, block_size=cfg.TEST.BLOCKWISE.QUERIES, device=device)
+        labels = (pids[:num_query], pids[num_query:], camids[:num_query], camids[num_query:])
+        if cfg.TEST.RERANK.ENABLED:
+            logger.info("Test with rerank setting (sparse k-reciprocal re-ranking)")
+            from .rerank import KReciprocalJaccard
+
+            original = GalleryDistances(gallery.float(), cfg.TEST.METRIC)
+            if cfg.TEST.METRIC == "cosine":  # as ReidEvaluator: re-rank normalised features
+                jaccard = KReciprocalJaccard(F.normalize(query, dim=1), F.normalize(gallery, dim=1),
+                                             cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2)
+            else:
+                jaccard = KReciprocalJaccard(query, gallery, cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2)
+            lam = cfg.TEST.RERANK.LAMBDA
+
+            def reranked(start: int, stop: int) -> np.ndarray:
+                return jaccard.block(start, stop) * (1 - lam) + original(query[start:stop].float()).numpy() * lam
+
+            cmc, all_ap, all_inp = rank_metrics_by_block(reranked, num_query, *labels,
+                                                         block_size=cfg.TEST.BLOCKWISE.QUERIES)
+        else:
+            cmc, all_ap, all_inp = blockwise_rank_metrics(query, gallery, *labels, cfg.TEST.METRIC,
+                                                          block_size=cfg.TEST.BLOCKWISE.QUERIES, device=device)
         results = OrderedDict()
         mean_ap, mean_inp = np.mean(all_ap), np.mean(all_inp)
         for rank in (1, 5, 10):

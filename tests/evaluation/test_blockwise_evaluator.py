@@ -99,3 +99,44 @@ def test_trainer_uses_the_blockwise_evaluator_unless_disabled(tiny_datasets):
     assert type(DMFTrainer.build_evaluator(cfg, "SynthMarket")[1]) is BlockwiseReidEvaluator
     cfg.TEST.BLOCKWISE.ENABLED = False
     assert type(DMFTrainer.build_evaluator(cfg, "SynthMarket")[1]) is ReidEvaluator
+
+
+def _fastreid_reranked_metrics(query, gallery, q_pids, g_pids, q_cams, g_cams, k1, k2, lam):
+    """ReidEvaluator's re-ranking path with fast-reid's CPU neighbour search (its default needs CUDA)."""
+    from fastreid.utils.compute_dist import compute_jaccard_distance
+
+    dist = build_dist(query, gallery, "cosine")
+    features = torch.cat((torch.nn.functional.normalize(query, dim=1), torch.nn.functional.normalize(gallery, dim=1)))
+    jaccard = compute_jaccard_distance(features, k1=k1, k2=k2, search_option=3)[:len(query), len(query):]
+    return evaluate_rank(jaccard * (1 - lam) + dist * lam, q_pids, g_pids, q_cams, g_cams), jaccard
+
+
+def test_sparse_reranking_equals_fastreids_dense_reranking_bit_for_bit():
+    from fastreid_dmf.evaluation.rerank import KReciprocalJaccard
+
+    data = make_test_set(seed=11, num_query=40, num_gallery=300)
+    query, gallery = data[0], data[1]
+    (cmc, all_ap, all_inp), jaccard = _fastreid_reranked_metrics(*data, k1=12, k2=4, lam=0.3)
+    ours = KReciprocalJaccard(torch.nn.functional.normalize(query, dim=1),
+                              torch.nn.functional.normalize(gallery, dim=1), k1=12, k2=4)
+    assert np.array_equal(ours.block(0, len(query)), jaccard)
+    assert np.array_equal(ours.block(5, 9), jaccard[5:9])
+
+
+def test_evaluator_reranks_on_a_cpu_with_fastreids_results():
+    data = make_test_set(seed=12, num_query=40, num_gallery=300)
+    cfg = load_config(f"{DEMO_CONFIGS}/dmf_finetune.yml", ["TEST.RERANK.ENABLED", True, "TEST.RERANK.K1", 12,
+                                                           "TEST.RERANK.K2", 4, "TEST.RERANK.LAMBDA", 0.3,
+                                                           "TEST.BLOCKWISE.QUERIES", 16])
+    (cmc, all_ap, all_inp), _ = _fastreid_reranked_metrics(*data, k1=12, k2=4, lam=0.3)
+    ours = _fed(BlockwiseReidEvaluator(cfg, len(data[0])), *data)
+    assert ours["Rank-1"] == pytest.approx(cmc[0] * 100, abs=1e-9)
+    assert ours["mAP"] == pytest.approx(np.mean(all_ap) * 100, abs=1e-9)
+    assert ours["mINP"] == pytest.approx(np.mean(all_inp) * 100, abs=1e-9)
+
+
+def test_reranking_with_more_neighbours_than_images_is_refused():
+    from fastreid_dmf.evaluation.rerank import KReciprocalJaccard
+
+    with pytest.raises(ValueError, match="TEST.RERANK.K1=20 needs at least 20 test images"):
+        KReciprocalJaccard(torch.randn(3, 4), torch.randn(5, 4), k1=20, k2=6)
