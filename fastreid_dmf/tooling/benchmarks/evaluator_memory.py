@@ -33,9 +33,28 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
+def _cpu_jaccard(build_dist):
+    """fast-reid's ``build_dist`` with its CPU neighbour search for "jaccard" (its default moves to CUDA)."""
+    from fastreid.utils.compute_dist import compute_jaccard_distance
+
+    def patched(feat_1, feat_2, metric="euclidean", **kwargs):
+        if metric != "jaccard":
+            return build_dist(feat_1, feat_2, metric, **kwargs)
+        import torch
+
+        features = torch.cat((feat_1, feat_2), dim=0)
+        dist = compute_jaccard_distance(features, k1=kwargs["k1"], k2=kwargs["k2"], search_option=3)
+        return dist[: feat_1.size(0), feat_1.size(0):]
+
+    return patched
+
+
 def measure(evaluator: str, num_query: int, num_gallery: int, num_ids: int, dim: int = 768, seed: int = 0,
-            block_size: int = 128) -> dict:
+            block_size: int = 128, rerank: bool = False) -> dict:
     """Build the synthetic test set and run one evaluator on it in this process.
+
+    With ``rerank``, ``TEST.RERANK`` is on (k1 20, k2 6, lambda 0.3, fast-reid's defaults); fast-reid's
+    evaluator then uses its own CPU neighbour search (``search_option`` 3; its default needs CUDA).
 
     Returns:
         ``{"evaluator", "num_query", "num_gallery", "seconds", "peak_rss_mb", "rss_before_mb", "metrics"}``.
@@ -53,7 +72,12 @@ def measure(evaluator: str, num_query: int, num_gallery: int, num_ids: int, dim:
 
     if evaluator not in EVALUATORS:
         raise ValueError(f"evaluator {evaluator!r}: expected one of {EVALUATORS}")
-    cfg = load_config(os.path.join(DEMO, "dmf_finetune.yml"), ["TEST.BLOCKWISE.QUERIES", block_size])
+    cfg = load_config(os.path.join(DEMO, "dmf_finetune.yml"), ["TEST.BLOCKWISE.QUERIES", block_size,
+                                                               "TEST.RERANK.ENABLED", bool(rerank)])
+    if rerank and evaluator == "fastreid":
+        from fastreid.evaluation import reid_evaluation
+
+        reid_evaluation.build_dist = _cpu_jaccard(reid_evaluation.build_dist)
     rng = np.random.default_rng(seed)
     centres = torch.from_numpy(rng.normal(size=(num_ids, dim)).astype(np.float32))
     pids = np.concatenate((rng.integers(0, num_ids, num_query), rng.integers(0, num_ids, num_gallery)))
@@ -71,11 +95,16 @@ def measure(evaluator: str, num_query: int, num_gallery: int, num_ids: int, dim:
     metrics = scorer.evaluate()
     seconds = time.perf_counter() - start_time
     return {"evaluator": evaluator, "num_query": num_query, "num_gallery": num_gallery, "num_ids": num_ids,
-            "dim": dim, "seconds": round(seconds, 2), "peak_rss_mb": round(_rss_mb(), 1),
+            "dim": dim, "rerank": bool(rerank), "seconds": round(seconds, 2), "peak_rss_mb": round(_rss_mb(), 1),
             "rss_before_mb": round(before, 1), "metrics": {k: float(v) for k, v in metrics.items()}}
 
 
-def run_benchmark(sizes=SWEEP, dim: int = 768, block_size: int = 128, log=print) -> list[dict]:
+#: Largest N = queries + gallery at which fast-reid's dense re-ranking (three N x N float32) is run: ~15 GB.
+DENSE_RERANK_LIMIT = 36000
+
+
+def run_benchmark(sizes=SWEEP, dim: int = 768, block_size: int = 128, log=print, rerank: bool = False
+                  ) -> list[dict]:
     """Both evaluators at every size, each in a fresh process (``python -m`` this module).
 
     Returns:
@@ -90,14 +119,21 @@ def run_benchmark(sizes=SWEEP, dim: int = 768, block_size: int = 128, log=print)
     for num_query, num_gallery, num_ids in sizes:
         row: dict = {"size": [num_query, num_gallery, num_ids]}
         for evaluator in EVALUATORS:
+            if rerank and evaluator == "fastreid" and num_query + num_gallery > DENSE_RERANK_LIMIT:
+                log(f"{num_query} x {num_gallery}: fast-reid's dense re-ranking skipped (needs ~"
+                    f"{3 * 4 * (num_query + num_gallery) ** 2 / 1e9:.0f} GB)")
+                continue
             cmd = [sys.executable, "-m", __name__, evaluator, str(num_query), str(num_gallery), str(num_ids),
-                   str(dim), str(block_size)]
+                   str(dim), str(block_size), str(int(rerank))]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode:
                 raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
             row[evaluator] = json.loads(done.stdout.strip().splitlines()[-1])
             log(f"{num_query} x {num_gallery}: {evaluator} {row[evaluator]['seconds']} s, "
                 f"peak RSS {row[evaluator]['peak_rss_mb']:.0f} MB")
+        if "fastreid" not in row:
+            rows.append(row)
+            continue
         ours, theirs = row["blockwise"], row["fastreid"]
         row["time_ratio"] = round(ours["seconds"] / max(theirs["seconds"], 1e-9), 3)
         row["memory_ratio"] = round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3)
@@ -108,5 +144,6 @@ def run_benchmark(sizes=SWEEP, dim: int = 768, block_size: int = 128, log=print)
 
 
 if __name__ == "__main__":
-    name, q, g, ids, d, block = sys.argv[1:7]
-    print(json.dumps(measure(name, int(q), int(g), int(ids), int(d), block_size=int(block))))
+    name, q, g, ids, d, block, rerank_flag = sys.argv[1:8]
+    print(json.dumps(measure(name, int(q), int(g), int(ids), int(d), block_size=int(block),
+                             rerank=bool(int(rerank_flag)))))
