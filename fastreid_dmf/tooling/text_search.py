@@ -49,18 +49,6 @@ def read_descriptions(path: str) -> list[str]:
     return texts
 
 
-def _prepare_folder(out: str, overwrite: bool) -> None:
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise NotADirectoryError(f"--out {out!r} exists and is not a folder; expected a new or empty folder")
-    if os.path.isdir(out) and os.listdir(out) and not overwrite:
-        raise FileExistsError(f"--out {out!r} exists and is not empty; pass --overwrite to replace an earlier "
-                              "search's files, or choose a new folder")
-    os.makedirs(out, exist_ok=True)
-    for name in os.listdir(out):  # only what an earlier search wrote
-        if name in SEARCH_FILES or (name.startswith("query_") and name.endswith(".png")):
-            os.remove(os.path.join(out, name))
-
-
 def search_by_text(checkpoint: str, out: str, texts: Sequence[str] = (), images: str = "", dataset: str = "",
                    dataset_queries: int = 0, config_file: str = "", opts: Sequence[str] = (), k: int = 10,
                    batch_size: int = 64, cell_height: int = 128, overwrite: bool = False, device: str = "",
@@ -96,6 +84,7 @@ def search_by_text(checkpoint: str, out: str, texts: Sequence[str] = (), images:
     from ..evaluation.search import Searcher
     from ..evaluation.text_to_image import encode_texts_batched, load_text_to_image_set
     from .features import compute_features, dataset_images, feature_model, find_images, image_batches
+    from .visualize.commands import check_output_folder, replace_earlier_outputs
     from .visualize.figures import GalleryTile, RankingLayout, contact_sheet, draw_text_ranking_list
 
     if bool(images) == bool(dataset):
@@ -108,7 +97,7 @@ def search_by_text(checkpoint: str, out: str, texts: Sequence[str] = (), images:
         raise ValueError("no description given: pass --text \"...\" (repeatable), --text-file FILE or "
                          "--dataset-queries N")
     gallery_paths = find_images(images) if images else []
-    _prepare_folder(out, overwrite)
+    check_output_folder(out, overwrite, "earlier search's files")
     cfg, model = load_inference_model(checkpoint, config_file, opts, device)
     if dataset_queries:
         # The protocol's own descriptions: cut at MAX_TOKENS exactly as the evaluator cuts them.
@@ -132,6 +121,7 @@ def search_by_text(checkpoint: str, out: str, texts: Sequence[str] = (), images:
     found = searcher.search(query_features.numpy(), k)
     layout = RankingLayout.for_test_size(min(k, len(searcher)), cell_height, cfg.INPUT.SIZE_TEST)
     report: dict = {"queries": [], "gallery_size": len(searcher), "metric": cfg.TEST.METRIC, "outputs": []}
+    replace_earlier_outputs(out, SEARCH_FILES)
     pictures = []
     for number, ((text, pid), labels, distances) in enumerate(zip(queries, found.labels, found.distances,
                                                                   strict=True), start=1):

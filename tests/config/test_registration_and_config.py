@@ -59,16 +59,20 @@ def test_unknown_key_in_yaml_is_rejected(tmp_path):
         cfg.merge_from_file(str(path))
 
 
-def test_trainer_construction_asks_ddp_to_tolerate_unused_modality_parameters():
+def test_trainer_construction_asks_ddp_to_tolerate_unused_modality_parameters(monkeypatch):
+    import torch
     from fastreid.engine import defaults
 
     from fastreid_dmf.engine.trainer import ddp_with_unused_parameters
 
-    original = defaults.DistributedDataParallel
+    calls = []
+    monkeypatch.setattr(defaults, "DistributedDataParallel", lambda model, **kwargs: calls.append(kwargs))
+    recorder = defaults.DistributedDataParallel
     with ddp_with_unused_parameters():
-        wrapper = defaults.DistributedDataParallel
-        assert wrapper.func is original and wrapper.keywords == {"find_unused_parameters": True}
-    assert defaults.DistributedDataParallel is original
+        # as fast-reid's DefaultTrainer calls it; a CPU model (gloo processes) must not get device_ids
+        defaults.DistributedDataParallel(torch.nn.Linear(2, 2), device_ids=[0], broadcast_buffers=False)
+    assert calls == [{"device_ids": None, "find_unused_parameters": True, "broadcast_buffers": False}]
+    assert defaults.DistributedDataParallel is recorder
 
 
 def test_feat_dim_is_derived_from_the_transformer_width():

@@ -26,7 +26,8 @@ from .ranking import (
     select_queries,
 )
 
-__all__ = ["RANKING_FILES", "load_test_images", "query_image_paths", "visualize_attention", "visualize_ranking"]
+__all__ = ["RANKING_FILES", "check_output_folder", "replace_earlier_outputs", "load_test_images",
+           "query_image_paths", "visualize_attention", "visualize_ranking"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,19 +35,28 @@ logger = logging.getLogger(__name__)
 RANKING_FILES = ("ranking.json", "contact_sheet.png")
 
 
-def _prepare_folder(out: str, overwrite: bool) -> None:
-    """Refuse a non-empty ``out`` without ``overwrite`` or a file at ``out`` (before any work is done)."""
+def check_output_folder(out: str, overwrite: bool, contents: str) -> None:
+    """Refuse a non-empty ``out`` without ``overwrite`` or a file at ``out`` (before any work is done).
+
+    Args:
+        out: the output folder. overwrite: an earlier run's files may be replaced. contents: what the tool writes
+            (named in the message).
+
+    Raises:
+        NotADirectoryError: ``out`` is a file. FileExistsError: ``out`` holds files and not ``overwrite``.
+    """
     if os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(f"--out {out!r} exists and is not a folder; expected a new or empty folder")
     if os.path.isdir(out) and os.listdir(out) and not overwrite:
-        raise FileExistsError(f"--out {out!r} exists and is not empty; pass --overwrite to replace its ranking "
-                              "lists, or choose a new folder")
+        raise FileExistsError(f"--out {out!r} exists and is not empty; pass --overwrite to replace its {contents}, "
+                              "or choose a new folder")
 
 
-def _clear_ranking_files(out: str) -> None:
-    """Remove what an earlier run wrote into ``out`` (``ranking.json``, ``contact_sheet.png``, ``query_*.png``)."""
+def replace_earlier_outputs(out: str, names: Sequence[str]) -> None:
+    """Create ``out`` and remove what an earlier run wrote there: ``names`` and ``query_*.png`` (nothing else)."""
+    os.makedirs(out, exist_ok=True)
     for name in os.listdir(out):
-        if name in RANKING_FILES or (name.startswith("query_") and name.endswith(".png")):
+        if name in names or (name.startswith("query_") and name.endswith(".png")):
             os.remove(os.path.join(out, name))
 
 
@@ -89,7 +99,7 @@ def visualize_ranking(checkpoint: str, dataset: str, out: str, config_file: str 
     if cell_height < 16:
         raise ValueError(f"--cell-height {cell_height}: expected at least 16 pixels")
     check_dataset_name(dataset)
-    _prepare_folder(out, overwrite)
+    check_output_folder(out, overwrite, "ranking lists")
     cfg, model = load_inference_model(checkpoint, config_file, opts, device)
     layout = RankingLayout.for_test_size(k, cell_height, cfg.INPUT.SIZE_TEST)
     features = extract_test_features(cfg, model, dataset)
@@ -128,8 +138,7 @@ def visualize_ranking(checkpoint: str, dataset: str, out: str, config_file: str 
         "image_size": {"width": width, "height": height, "cell_width": layout.cell_w, "cell_height": layout.cell_h},
         "contact_sheet": "contact_sheet.png", "queries_drawn": records,
     }
-    os.makedirs(out, exist_ok=True)
-    _clear_ranking_files(out)
+    replace_earlier_outputs(out, RANKING_FILES)
     for record, picture in zip(records, pictures):
         picture.save(os.path.join(out, record["png"]))
     contact_sheet(pictures).save(os.path.join(out, "contact_sheet.png"))
