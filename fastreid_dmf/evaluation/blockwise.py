@@ -27,7 +27,6 @@ two gallery images whose distances differ by ~1e-7.
 from __future__ import annotations
 
 import copy
-import itertools
 import logging
 import math
 from collections import OrderedDict
@@ -37,7 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastreid.evaluation.reid_evaluation import ReidEvaluator
-from fastreid.utils import comm
+
+from .gathering import gathered_predictions
 
 __all__ = ["BlockwiseReidEvaluator", "GalleryDistances", "blockwise_aqe", "blockwise_rank_metrics",
            "rank_metrics_by_block"]
@@ -253,15 +253,10 @@ class BlockwiseReidEvaluator(ReidEvaluator):
             logger.warning("TEST.ROC needs the whole query x gallery matrix: using fast-reid's ReidEvaluator for "
                            "this evaluation (memory grows with query x gallery)")
             return super().evaluate()
-        predictions = self._predictions
-        if comm.get_world_size() > 1:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(predictions, dst=0)))
-            if not comm.is_main_process():
-                return {}
-        features = torch.cat([p["feats"] for p in predictions], dim=0)
-        pids = torch.cat([p["pids"] for p in predictions], dim=0).numpy()
-        camids = torch.cat([p["camids"] for p in predictions], dim=0).numpy()
+        gathered = gathered_predictions(self._predictions)
+        if gathered is None:  # not the main process
+            return {}
+        features, pids, camids = gathered
         num_query = self._num_query
         query, gallery = features[:num_query], features[num_query:]
         if cfg.TEST.AQE.ENABLED:

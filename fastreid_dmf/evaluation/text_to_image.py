@@ -19,7 +19,6 @@ techniques and are not applied.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -28,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from fastreid.evaluation.evaluator import DatasetEvaluator, inference_context
-from fastreid.utils import comm
 from fastreid.utils.compute_dist import build_dist
+
+from .gathering import gathered_predictions
 
 __all__ = ["TextToImageSet", "TextToImageEvaluator", "load_text_to_image_set", "text_to_image_metrics",
            "encode_texts_batched", "RESULT_SUFFIX"]
@@ -169,15 +169,10 @@ class TextToImageEvaluator(DatasetEvaluator):
 
     def evaluate(self) -> OrderedDict | dict:
         """See class docstring."""
-        predictions = self._predictions
-        if comm.get_world_size() > 1:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(predictions, dst=0)))
-            if not comm.is_main_process():
-                return {}
-        gallery = torch.cat([p["feats"] for p in predictions])
-        gallery_pids = torch.cat([p["pids"] for p in predictions]).numpy()
-        gallery_camids = torch.cat([p["camids"] for p in predictions]).numpy()
+        gathered = gathered_predictions(self._predictions)
+        if gathered is None:  # not the main process
+            return {}
+        gallery, gallery_pids, gallery_camids = gathered
         texts = [text for text, _ in self.queries]
         query = encode_texts_batched(self.model, texts, self.cfg.TEST.IMS_PER_BATCH)
         distmat = build_dist(query, gallery, self.cfg.TEST.METRIC)

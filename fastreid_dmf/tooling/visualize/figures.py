@@ -150,6 +150,20 @@ def _tile(canvas: Image.Image, draw: ImageDraw.ImageDraw, layout: RankingLayout,
         draw.text((x0, y1 + 1 + i * LINE_H), _fit(draw, line, layout.tile_w + GAP, font), fill=_BLACK, font=font)
 
 
+def _list_canvas(layout: RankingLayout, num_gallery: int, title: str, caption: str
+                 ) -> tuple[Image.Image, ImageDraw.ImageDraw, ImageFont.ImageFont]:
+    """A white ranking-list canvas with its two title lines; refuses more gallery tiles than ``layout.k``."""
+    if num_gallery > layout.k:
+        raise ValueError(f"{num_gallery} gallery images for a {layout.k}-column ranking list")
+    canvas = Image.new("RGB", layout.size, _WHITE)
+    draw = ImageDraw.Draw(canvas)
+    font = _font()
+    width = layout.size[0] - 2 * MARGIN
+    draw.text((MARGIN, MARGIN), _fit(draw, title, width, font), fill=_BLACK, font=font)
+    draw.text((MARGIN, MARGIN + LINE_H), _fit(draw, caption, width, font), fill=_BLACK, font=font)
+    return canvas, draw, font
+
+
 def draw_ranking_list(layout: RankingLayout, query_path: str, query_pid: int, query_camid: int,
                       gallery: Sequence[GalleryTile], title: str, caption: str) -> Image.Image:
     """One ranking list: the query, then up to ``layout.k`` gallery images framed green / red (DMF Fig. 4).
@@ -166,14 +180,7 @@ def draw_ranking_list(layout: RankingLayout, query_path: str, query_pid: int, qu
     Raises:
         ValueError: more gallery tiles than ``layout.k``. OSError: an image cannot be read (names the file).
     """
-    if len(gallery) > layout.k:
-        raise ValueError(f"{len(gallery)} gallery images for a {layout.k}-column ranking list")
-    canvas = Image.new("RGB", layout.size, _WHITE)
-    draw = ImageDraw.Draw(canvas)
-    font = _font()
-    width = layout.size[0] - 2 * MARGIN
-    draw.text((MARGIN, MARGIN), _fit(draw, title, width, font), fill=_BLACK, font=font)
-    draw.text((MARGIN, MARGIN + LINE_H), _fit(draw, caption, width, font), fill=_BLACK, font=font)
+    canvas, draw, font = _list_canvas(layout, len(gallery), title, caption)
     _tile(canvas, draw, layout, 0, query_path, QUERY_GREY, ("query", f"id {query_pid} cam {query_camid}"), font)
     for column, entry in enumerate(gallery, start=1):
         _tile(canvas, draw, layout, column, entry.path, GREEN if entry.match else RED,
@@ -204,14 +211,7 @@ def draw_text_ranking_list(layout: RankingLayout, description: str, gallery: Seq
     Raises:
         ValueError: more gallery tiles than ``layout.k``. OSError: an image cannot be read (names the file).
     """
-    if len(gallery) > layout.k:
-        raise ValueError(f"{len(gallery)} gallery images for a {layout.k}-column ranking list")
-    canvas = Image.new("RGB", layout.size, _WHITE)
-    draw = ImageDraw.Draw(canvas)
-    font = _font()
-    width = layout.size[0] - 2 * MARGIN
-    draw.text((MARGIN, MARGIN), _fit(draw, title, width, font), fill=_BLACK, font=font)
-    draw.text((MARGIN, MARGIN + LINE_H), _fit(draw, caption, width, font), fill=_BLACK, font=font)
+    canvas, draw, font = _list_canvas(layout, len(gallery), title, caption)
     x0, y0, x1, y1 = layout.tile_box(0)
     draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=QUERY_GREY)
     draw.rectangle((x0 + BORDER, y0 + BORDER, x1 - 1 - BORDER, y1 - 1 - BORDER), fill=_WHITE)
