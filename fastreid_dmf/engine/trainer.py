@@ -440,5 +440,6 @@ def train_or_eval(args) -> dict:
         trainer = DMFTrainer(cfg)
         trainer.resume_or_load(resume=args.resume)
         results = trainer.train()
-    save_results(results, cfg.OUTPUT_DIR, "results.json")
+    if comm.is_main_process():  # the other processes' evaluators return {}: one writer, no race
+        save_results(results, cfg.OUTPUT_DIR, "results.json")
     return results

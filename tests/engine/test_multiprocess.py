@@ -43,6 +43,7 @@ def test_two_cpu_processes_train_and_rank_zero_writes_the_outputs(two_process_ru
     # fast-reid names the process count in its inference log; the evaluation saw every test image
     assert re.search(r"on 2 devices", log)
     assert not any(name.startswith("model_") and "rank" in name for name in os.listdir(out))
+    assert json.loads((out / "results.json").read_text()) == results  # written once, by rank 0
 
 
 def test_two_process_evaluation_gathers_every_rank_like_one_process(two_process_run, tiny_benchmark_root):
