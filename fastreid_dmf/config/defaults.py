@@ -65,6 +65,12 @@ def add_dmf_config(cfg: CN) -> None:
     * ``MODEL.DMF.TRIPLET_SQUARED`` [True]: squared Euclidean distances in the
       soft-margin triplet loss, as written in DMF Eq. 1 (False: plain
       Euclidean, as fast-reid and TransReID).
+    * ``MODEL.DMF.TRIPLET_ACROSS_PROCESSES`` [True]: with several processes,
+      the batch-hard triplet mines the whole P x K global batch
+      (``SOLVER.IMS_PER_BATCH``), as one process does; False = each process
+      its own shard (fast-reid's behaviour). With ``MODEL.HEADS.NORM syncBN``
+      (the BNNeck on global statistics, also on CPU processes) an N-process run
+      equals a 1-process run (:mod:`fastreid_dmf.modeling.distributed`).
     * ``MODEL.DMF.SKIP_LOAD_KEYS`` [()]: prefixes of ``MODEL.WEIGHTS`` keys not
       loaded (fine-tuning re-initialises the identity classifier ``heads.weight``).
     * ``MODEL.DMF.ALLOW_PARTIAL_LOAD`` [False]: load ``MODEL.WEIGHTS`` even when
@@ -142,6 +148,7 @@ def add_dmf_config(cfg: CN) -> None:
     cfg.MODEL.DMF.TEXT_DIM = 384  # D_t, the text encoder's hidden size, input of the projection F_t (Eq. 5)
     cfg.MODEL.DMF.TEST_FEAT = "before"  # test feature before or after the BNNeck (TEST_FEATS)
     cfg.MODEL.DMF.TRIPLET_SQUARED = True  # squared distances in the soft-margin triplet, as Eq. 1 writes them
+    cfg.MODEL.DMF.TRIPLET_ACROSS_PROCESSES = True  # Eq. 1's batch = the global P x K batch of all processes
     cfg.MODEL.DMF.SKIP_LOAD_KEYS = ()  # MODEL.WEIGHTS key prefixes not loaded (fine-tuning: "heads.weight")
     cfg.MODEL.DMF.ALLOW_PARTIAL_LOAD = False  # True: missing / wrong-shape MODEL.WEIGHTS tensors keep their init
     cfg.MODEL.DMF.EVAL_UNTRAINED = False  # True: --eval-only may evaluate a random init (no MODEL.WEIGHTS)

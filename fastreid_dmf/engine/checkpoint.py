@@ -214,10 +214,11 @@ def load_weights_strict(model: nn.Module, path: str, skip_prefixes: tuple[str, .
 
     Keys starting with one of ``skip_prefixes`` (``MODEL.DMF.SKIP_LOAD_KEYS``, e.g. the source-identity
     classifier when fine-tuning) are not loaded. A ``module.`` prefix (a model saved inside DDP) is
-    stripped. Checkpoint keys the model does not have are ignored and counted.
+    stripped, and a model wrapped in DDP (``--num-gpus`` > 1) is filled through its ``module``. Checkpoint
+    keys the model does not have are ignored and counted.
 
     Args:
-        model: the model to fill (modified in place).
+        model: the model to fill (modified in place), bare or inside ``DistributedDataParallel``.
         path: a fast-reid checkpoint (``{"model": state_dict, ...}``) or a bare state dict.
         skip_prefixes: key prefixes never loaded.
         allow_partial: ``MODEL.DMF.ALLOW_PARTIAL_LOAD``: load what matches and keep the initialisation of
@@ -233,6 +234,8 @@ def load_weights_strict(model: nn.Module, path: str, skip_prefixes: tuple[str, .
             (e.g. weights of a 96-wide model for a 192-wide one), and ``allow_partial`` is False; the
             message lists them with both shapes and names MODEL.DMF.ALLOW_PARTIAL_LOAD.
     """
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
     checkpoint = read_checkpoint(path) if checkpoint is None else checkpoint
     state = checkpoint.get("model", checkpoint)
     if not isinstance(state, dict):

@@ -31,6 +31,7 @@ from ..config.defaults import check_lr_schedule
 from ..data.build import build_dmf_test_loader, build_dmf_train_loader, build_gallery_loader
 from ..evaluation.blockwise import BlockwiseReidEvaluator
 from ..evaluation.text_to_image import RESULT_SUFFIX, TextToImageEvaluator, load_text_to_image_set
+from ..modeling.distributed import cpu_capable_sync_batchnorm
 from .checkpoint import load_resumable_checkpoint, load_weights_strict, weights_only_torch_load
 from .resume import TrainingProgress
 
@@ -189,13 +190,16 @@ class DMFTrainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        """fast-reid's ``build_model`` with every ``torch.load`` inside reading ``weights_only=True``.
+        """fast-reid's ``build_model`` with every ``torch.load`` inside reading ``weights_only=True``, and
+        fast-reid's ``syncBN`` layers able to synchronise CPU processes too.
 
         fast-reid's backbones read ``MODEL.BACKBONE.PRETRAIN_PATH`` with a bare ``torch.load``
-        (:func:`~fastreid_dmf.engine.checkpoint.weights_only_torch_load`).
+        (:func:`~fastreid_dmf.engine.checkpoint.weights_only_torch_load`); ``MODEL.HEADS.NORM`` /
+        ``MODEL.BACKBONE.NORM`` ``syncBN`` build ``torch.nn.SyncBatchNorm``, which refuses CPU tensors
+        (:func:`~fastreid_dmf.modeling.distributed.cpu_capable_sync_batchnorm`).
         """
         with weights_only_torch_load():
-            return super().build_model(cfg)
+            return cpu_capable_sync_batchnorm(super().build_model(cfg))
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer, iters_per_epoch):
@@ -253,8 +257,7 @@ class DMFTrainer(DefaultTrainer):
     def _resume_from(self, path: str, checkpoint: dict) -> None:
         """Load everything a checkpoint of this run holds (read from ``path``) and continue at the next epoch."""
         logger.info("Resuming from %s", path)
-        model = self.model.module if hasattr(self.model, "module") else self.model
-        load_weights_strict(model, path, checkpoint=checkpoint)
+        load_weights_strict(self.model, path, checkpoint=checkpoint)
         for key, obj in self.checkpointer.checkpointables.items():
             if key in checkpoint:
                 obj.load_state_dict(checkpoint[key])

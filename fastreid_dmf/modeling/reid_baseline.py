@@ -21,6 +21,7 @@ from fastreid.config import configurable
 from fastreid.modeling.losses import cross_entropy_loss, log_accuracy, pairwise_circleloss, pairwise_cosface
 from fastreid.modeling.meta_arch.baseline import Baseline
 
+from .distributed import gather_across_processes
 from .losses import batch_hard_triplet_loss
 
 __all__ = ["FASTREID_LOSSES", "ReIDBaseline"]
@@ -45,11 +46,12 @@ class ReIDBaseline(Baseline):
 
     @configurable
     def __init__(self, *, backbone, heads, pixel_mean, pixel_std, loss_kwargs=None, test_feat: str = "before",
-                 triplet_squared: bool = True) -> None:
+                 triplet_squared: bool = True, triplet_across_processes: bool = True) -> None:
         super().__init__(backbone=backbone, heads=heads, pixel_mean=pixel_mean, pixel_std=pixel_std,
                          loss_kwargs=loss_kwargs)
         self.test_feat = test_feat
         self.triplet_squared = triplet_squared
+        self.triplet_across_processes = triplet_across_processes
         names = tuple((loss_kwargs or {}).get("loss_names", ()))
         unknown = [name for name in names if name not in FASTREID_LOSSES]
         if unknown:
@@ -88,10 +90,12 @@ class ReIDBaseline(Baseline):
 
     @classmethod
     def from_config(cls, cfg) -> dict:
-        """fast-reid's Baseline arguments plus ``MODEL.DMF.TEST_FEAT`` and ``TRIPLET_SQUARED``."""
+        """fast-reid's Baseline arguments plus ``MODEL.DMF.TEST_FEAT``, ``TRIPLET_SQUARED`` and
+        ``TRIPLET_ACROSS_PROCESSES``."""
         args = super().from_config(cfg)
         args["test_feat"] = cfg.MODEL.DMF.TEST_FEAT
         args["triplet_squared"] = cfg.MODEL.DMF.TRIPLET_SQUARED
+        args["triplet_across_processes"] = cfg.MODEL.DMF.TRIPLET_ACROSS_PROCESSES
         return args
 
     def preprocess_image(self, batched_inputs) -> torch.Tensor:
@@ -107,7 +111,9 @@ class ReIDBaseline(Baseline):
         ``TripletLoss`` -> ``loss_triplet``: DMF's soft-margin (``TRI.MARGIN`` 0) or
         hinge batch-hard triplet (Eq. 1) on ``outputs["features"]`` (squared distances
         when ``MODEL.DMF.TRIPLET_SQUARED``; L2-normalised first when ``TRI.NORM_FEAT``),
-        times ``TRI.SCALE``. ``CrossEntropyLoss`` (``loss_cls``), ``CircleLoss``
+        times ``TRI.SCALE``; with several processes and ``MODEL.DMF.TRIPLET_ACROSS_PROCESSES`` it
+        mines the global batch of all processes (:func:`~fastreid_dmf.modeling.distributed.gather_across_processes`).
+        ``CrossEntropyLoss`` (``loss_cls``), ``CircleLoss``
         (``loss_circle``) and ``Cosface`` (``loss_cosface``) are fast-reid's loss
         functions (``fastreid/modeling/losses``) called with the keyword arguments
         fast-reid's ``Baseline.losses`` passes them; the classifier accuracy is logged
@@ -141,6 +147,9 @@ class ReIDBaseline(Baseline):
             tri = self.loss_kwargs["tri"]
             if tri.get("norm_feat", False):
                 features = F.normalize(features, dim=1)
-            losses["loss_triplet"] = batch_hard_triplet_loss(features, gt_labels, tri["margin"],
+            labels = gt_labels
+            if self.triplet_across_processes:
+                features, labels = gather_across_processes(features, gt_labels)
+            losses["loss_triplet"] = batch_hard_triplet_loss(features, labels, tri["margin"],
                                                              self.triplet_squared) * tri["scale"]
         return losses

@@ -123,3 +123,21 @@ def test_epoch_length_rejects_a_ratio_outside_0_1():
 
     with pytest.raises(ValueError, match="DATALOADER.TEXT_RATIO"):
         instances_per_epoch(10, 1.5)
+
+
+def test_two_shards_together_are_the_one_process_global_batch():
+    one = _draw(MultimodalIdentitySampler(ITEMS, 16, 4, 0.5, seed=5), 16 * 10)
+    ranks = [_draw(MultimodalIdentitySampler(ITEMS, 8, 4, 0.5, seed=5, rank=r, world_size=2), 8 * 10)
+             for r in range(2)]
+    for step in range(10):
+        shards = [stream[step * 8:(step + 1) * 8] for stream in ranks]
+        # the same images and descriptions (index >= N is a description), only split between the processes
+        assert sorted(shards[0] + shards[1]) == sorted(one[step * 16:(step + 1) * 16])
+        assert not set(shards[0]) & set(shards[1])
+
+
+def test_each_process_gets_text_ratio_descriptions():
+    for rank in range(2):
+        indices = _draw(MultimodalIdentitySampler(ITEMS, 8, 4, 0.3, seed=0, rank=rank, world_size=2), 4000)
+        fraction = sum(i >= len(ITEMS) for i in indices) / len(indices)
+        assert abs(fraction - 0.3) < 0.03, rank  # binomial std over 4000 instances: 0.007

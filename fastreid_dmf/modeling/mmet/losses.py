@@ -221,7 +221,8 @@ def contrastive_loss(image_embeddings: torch.Tensor, text_embeddings: torch.Tens
     scale is clamped, which gives no gradient to ``logit_scale`` above the
     cap). The loss is ``(CE(image -> text) + CE(text -> image)) / 2``, each a
     mean over the B rows of ``logits`` and of ``logits.T`` respectively.
-    Only the local batch is used (no all-gather across processes).
+    It uses the rows it is given: MMET passes the global batch gathered from all processes
+    (``fastreid_dmf.modeling.distributed.gather_across_processes``), as FLAVA gathers.
 
     With ``targets=None`` the positive of image ``i`` is text ``i`` and vice
     versa (FLAVA's ``FlavaGlobalContrastiveHead`` labels ``arange(B)``).

@@ -28,10 +28,12 @@ from collections.abc import Sequence
 import torch
 from fastreid.config import configurable
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
+from fastreid.utils import comm
 from torch import nn
 
 from ...data.masking import IGNORE_INDEX
 from ...multimodal_batch import IMAGE, MODALITY_NAMES, PAIR, TEXT
+from ..distributed import gather_across_processes, sum_over_processes
 from ..reid_baseline import ReIDBaseline
 from .heads import DVAETargets, MaskedPredictionHead
 from .losses import contrastive_loss, itm_loss, mim_pixel_loss, mim_token_loss, mlm_loss
@@ -90,11 +92,13 @@ class MMET(ReIDBaseline):
 
     @configurable
     def __init__(self, *, backbone, heads, pixel_mean, pixel_std, loss_kwargs=None, test_feat: str = "before",
-                 triplet_squared: bool = True, loss_weights: dict[str, float] | None = None,
+                 triplet_squared: bool = True, triplet_across_processes: bool = True,
+                 loss_weights: dict[str, float] | None = None,
                  mim_target: str = "pixel", norm_pix: bool = True, dvae_path: str = "",
                  test_input: str = "image") -> None:
         super().__init__(backbone=backbone, heads=heads, pixel_mean=pixel_mean, pixel_std=pixel_std,
-                         loss_kwargs=loss_kwargs, test_feat=test_feat, triplet_squared=triplet_squared)
+                         loss_kwargs=loss_kwargs, test_feat=test_feat, triplet_squared=triplet_squared,
+                         triplet_across_processes=triplet_across_processes)
         if mim_target not in MIM_TARGETS:
             raise ValueError(f"config MODEL.MMET.MIM.TARGET={mim_target!r}: expected one of {MIM_TARGETS}")
         if test_input not in TEST_INPUTS:
@@ -175,7 +179,7 @@ class MMET(ReIDBaseline):
         modalities = batched_inputs.get("modalities")
         modalities = torch.full_like(targets, IMAGE) if modalities is None else \
             torch.as_tensor(modalities, device=self.device)
-        features, pretrain_losses = None, {}
+        features, parts = None, {}
         for modality in (IMAGE, TEXT, PAIR):
             index = (modalities == modality).nonzero().flatten()
             if len(index) == 0:
@@ -184,8 +188,8 @@ class MMET(ReIDBaseline):
             if features is None:
                 features = feats.new_empty(len(targets), feats.shape[1])
             features[index] = feats
-            for name, value in losses.items():
-                pretrain_losses[name] = pretrain_losses.get(name, 0) + value * len(index) / len(targets)
+            parts.update({name: (value, count, len(index)) for name, (value, count) in losses.items()})
+        pretrain_losses = self._combine_task_losses(parts, len(targets), features)
         outputs = self.heads(features[:, :, None, None], targets)
         losses = self.losses(outputs, targets)
         losses.update({name: value * self.loss_weights[name] for name, value in pretrain_losses.items()
@@ -221,8 +225,9 @@ class MMET(ReIDBaseline):
         return ids[:, :length], valid[:, :length], labels[:, :length]
 
     def _task(self, modality: int, batched_inputs: dict, index: torch.Tensor, targets: torch.Tensor
-              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Re-ID features ``(b, D_m)`` and unweighted MMM losses of the samples ``index`` of one task."""
+              ) -> tuple[torch.Tensor, dict[str, tuple[torch.Tensor, int]]]:
+        """Re-ID features ``(b, D_m)`` and the unweighted MMM losses of the samples ``index`` of one task,
+        each with the number of elements it averages (masked patches or tokens, pairs)."""
         losses: dict[str, torch.Tensor] = {}
         backbone = self.backbone
         if modality in (IMAGE, PAIR):
@@ -238,32 +243,64 @@ class MMET(ReIDBaseline):
             text_hidden, text_out = text(ids, valid)
         if modality == IMAGE:
             if patch_mask is not None:
-                losses["loss_mim"] = self._mim(self.mim_head, image_out[:, 1:], raw, images, patch_mask)
+                losses["loss_mim"] = (self._mim(self.mim_head, image_out[:, 1:], raw, images, patch_mask),
+                                      int(patch_mask.sum()))
             return backbone.image_feature(image_out), losses
         if modality == TEXT:
             if labels is not None:
-                losses["loss_mlm"] = self._mlm(self.mlm_head, text_out, labels)
+                losses["loss_mlm"] = self._mlm(self.mlm_head, text_out, labels), int((labels != IGNORE_INDEX).sum())
             return backbone.text_feature(text_out), losses
         if modality not in MODALITY_NAMES:
             raise ValueError(f"unknown modality {modality}")
         fused = backbone.fusion(image_hidden, text_hidden, valid)
         num_image = image_hidden.shape[1]
         if patch_mask is not None:
-            losses["loss_mm_mim"] = self._mim(self.mm_mim_head, fused[:, 2:1 + num_image], raw, images, patch_mask)
+            losses["loss_mm_mim"] = (self._mim(self.mm_mim_head, fused[:, 2:1 + num_image], raw, images, patch_mask),
+                                     int(patch_mask.sum()))
         if labels is not None:
-            losses["loss_mm_mlm"] = self._mlm(self.mm_mlm_head, fused[:, 1 + num_image:], labels)
+            losses["loss_mm_mlm"] = (self._mlm(self.mm_mlm_head, fused[:, 1 + num_image:], labels),
+                                     int((labels != IGNORE_INDEX).sum()))
         if self.loss_weights["loss_contrastive"] > 0:
-            losses["loss_contrastive"] = contrastive_loss(backbone.image_feature(image_out),
-                                                          backbone.text_feature(text_out), backbone.logit_scale,
-                                                          targets)
+            # over the global batch of every process (FLAVA gathers too); the same value on each process
+            pairs = gather_across_processes(backbone.image_feature(image_out), backbone.text_feature(text_out),
+                                            targets)
+            losses["loss_contrastive"] = contrastive_loss(*pairs[:2], backbone.logit_scale, pairs[2]), len(targets)
         if self.loss_weights["loss_itm"] > 0:
             partners = mismatched_partners(targets)
             if partners is not None:
                 negatives = backbone.fusion(image_hidden, text_hidden[partners], valid[partners])
                 logits = self.itm_head(torch.cat((fused[:, 0], negatives[:, 0])))
                 matched = torch.arange(2 * len(targets), device=logits.device) < len(targets)
-                losses["loss_itm"] = itm_loss(logits, matched)
+                losses["loss_itm"] = itm_loss(logits, matched), len(matched)
         return fused[:, 0], losses
+
+    def _combine_task_losses(self, parts: dict[str, tuple[torch.Tensor, int, int]], batch_size: int,
+                             features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each MMM loss weighted by its task's share of the batch, over all processes.
+
+        ``parts[name] = (mean, count, samples)``: the loss averaged over ``count`` elements (masked patches or
+        tokens, pairs) of a task with ``samples`` of the ``batch_size`` samples. One process: ``mean x
+        samples / batch_size``. N processes: ``mean x count x S / (C x batch_size)`` with C, S the sums of
+        ``count`` and ``samples`` over the processes, so DDP's average over processes is the mean over all
+        processes' elements times the task's share of the global batch, as one process computes it; a loss
+        another process has and this one has not is 0 here, and every process returns the same names.
+        """
+        names = [name for name in LOSS_NAMES.values() if self.loss_weights[name] > 0]
+        if comm.get_world_size() <= 1:
+            return {name: parts[name][0] * parts[name][2] / batch_size for name in names if name in parts}
+        local = torch.tensor([parts[name][1:] if name in parts else (0, 0) for name in names],
+                             dtype=torch.float64, device=features.device).reshape(len(names), 2)
+        totals = sum_over_processes(local).tolist()
+        combined = {}
+        for name, (count, samples) in zip(names, totals):
+            if count == 0:
+                continue
+            if name in parts:
+                mean, local_count, _ = parts[name]
+                combined[name] = mean * (local_count * samples / (count * batch_size))
+            else:
+                combined[name] = features.new_zeros(())
+        return combined
 
     def _mim(self, head: nn.Module, patch_states: torch.Tensor, raw: torch.Tensor, images: torch.Tensor,
              patch_mask: torch.Tensor) -> torch.Tensor:
