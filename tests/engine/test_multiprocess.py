@@ -88,7 +88,11 @@ def test_two_cpu_processes_train_and_rank_zero_writes_the_outputs(two_process_ru
     log = (out / "log.txt").read_text()
     # fast-reid names the process count in its inference log; the evaluation saw every test image
     assert re.search(r"on 2 devices", log)
-    assert not any(name.startswith("model_") and "rank" in name for name in os.listdir(out))
+    files = set(os.listdir(out))
+    # one of each output; rank 1 leaves only fast-reid's per-process debug log
+    assert {name for name in files if "rank" in name} == {"log.txt.rank1"}
+    assert len([name for name in files if name.startswith("events.out.tfevents")]) == 1
+    assert {"metrics.json", "last_checkpoint", "model_final.pth", "results.json"} <= files
     assert json.loads((out / "results.json").read_text()) == results  # written once, by rank 0
 
 
