@@ -89,6 +89,11 @@ def add_dmf_config(cfg: CN) -> None:
       N / max(r, 1 - r) instances for N image/description pairs
       (:func:`~fastreid_dmf.data.samplers.instances_per_epoch`): 2N at 0.5, each
       image and each text once, as many images as an image-only epoch.
+    * ``DATALOADER.WORKER_NICENESS`` [19]: niceness increment (0-19) of the train loader's worker
+      processes when training on a CPU (``MODEL.DEVICE`` cpu; GPU runs keep the priority), so that
+      reading batches does not preempt the training computation on the cores it fills
+      (:func:`~fastreid_dmf.data.build.deprioritize_workers`); 0 = same priority. A scheduling
+      hint: batches and results are unchanged.
     * ``DATASETS.FINEGPR.ATTRIBUTE_FILE`` ["attributes.csv"],
       ``TEXT_MODE`` ["sentence" | "keywords" | "caption"],
       ``CAPTION_FILE`` ["captions.csv"] (FineGPR-C captions, used when
@@ -183,6 +188,7 @@ def add_dmf_config(cfg: CN) -> None:
 
     cfg.DATALOADER.TASK_WEIGHTS = (1.0, 1.0, 1.0)  # MMET task sampler: visual, textual, visual-textual weights
     cfg.DATALOADER.TEXT_RATIO = 0.5  # P(text) per instance (Algorithm 1); epoch = N / max(r, 1 - r) instances
+    cfg.DATALOADER.WORKER_NICENESS = 19  # CPU training: loader workers this much nicer (0-19; 0 = same priority)
 
     cfg.DATASETS.FINEGPR = CN()
     cfg.DATASETS.FINEGPR.ATTRIBUTE_FILE = "attributes.csv"  # per-identity attributes, under <root>/FineGPR/
@@ -470,6 +476,8 @@ def _check_loader_and_solver(cfg: CN) -> None:
             "a positive test batch size (>= 1)")
     _expect(loader.NUM_INSTANCE >= 1, "DATALOADER.NUM_INSTANCE", loader.NUM_INSTANCE,
             "a positive number of images per identity in a batch (>= 1)")
+    _expect(0 <= loader.WORKER_NICENESS <= 19, "DATALOADER.WORKER_NICENESS", loader.WORKER_NICENESS,
+            "a niceness increment from 0 (same priority as training) to 19")
     _expect(loader.NUM_WORKERS >= 0, "DATALOADER.NUM_WORKERS", loader.NUM_WORKERS,
             "0 (load in the main process) or a positive number of loader processes")
     samplers = (*FASTREID_TRAIN_SAMPLERS, "MultimodalIdentitySampler", "TaskIdentitySampler")

@@ -11,8 +11,10 @@ its own constructor arguments from the config
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 
 from fastreid.data import build as fastreid_build
 from fastreid.data.build import build_reid_test_loader, build_reid_train_loader
@@ -30,7 +32,8 @@ from .multimodal_dataset import IMAGE_READ_ERRORS, MultimodalReIDDataset
 from .samplers import MultimodalIdentitySampler, TaskIdentitySampler
 
 __all__ = ["datasets_root", "dataset_kwargs", "holdout_sources", "load_train_items", "image_read_error",
-           "truncated_images_rejected", "verify_images",
+           "truncated_images_rejected", "verify_images", "lower_worker_priority", "worker_niceness",
+           "deprioritize_workers",
            "build_mmm", "build_dmf_train_loader", "build_dmf_test_loader", "build_gallery_loader"]
 
 logger = logging.getLogger(__name__)
@@ -159,6 +162,57 @@ def build_mmm(cfg) -> MaskedMultimodalModeling:
                                     text_ratio=mask.TEXT_RATIO, seed=seed)
 
 
+def lower_worker_priority(niceness: int, then: Callable[[int], None] | None, worker_id: int) -> None:
+    """``worker_init_fn`` of a loader worker process: raise its niceness by ``niceness``, then call ``then``.
+
+    A scheduling hint only: nothing the worker computes changes (its random generators are seeded by
+    torch before this runs). Where the niceness cannot be changed (no ``os.nice``, or the OS refuses)
+    the worker runs at its inherited priority.
+
+    Args:
+        niceness: increment, >= 0 (0: unchanged).
+        then: the loader's previous ``worker_init_fn`` (None: none).
+        worker_id: torch's worker index, passed on to ``then``.
+    """
+    if niceness > 0:
+        with contextlib.suppress(AttributeError, OSError):
+            os.nice(niceness)
+    if then is not None:
+        then(worker_id)
+
+
+def worker_niceness(cfg) -> int:
+    """``DATALOADER.WORKER_NICENESS`` when training on a CPU (``MODEL.DEVICE`` cpu), else 0.
+
+    On a GPU the computation does not run on the CPU cores the workers use, while other processes on the
+    node (other ranks' main threads waiting on their GPU) may: nicer workers could then starve the GPU.
+    """
+    return int(cfg.DATALOADER.WORKER_NICENESS) if str(cfg.MODEL.DEVICE).startswith("cpu") else 0
+
+
+def deprioritize_workers(loader, niceness: int):
+    """Run ``loader``'s worker processes ``niceness`` steps nicer than the training process (before iterating).
+
+    On a machine whose cores the training computation fills (a CPU run), worker processes at the same
+    priority preempt the compute threads in the middle of their parallel kernels, which then wait for
+    each other: the iteration slows down by far more than the CPU time the workers use. Nicer workers
+    read the next batches in the time the compute leaves free and are not starved: when the queue runs
+    dry the training process blocks on it and its cores go to the workers. ``tools/benchmark_loop_speed.py``
+    measures the effect. The batches are unchanged (:func:`lower_worker_priority`).
+
+    Args:
+        loader: a ``torch.utils.data.DataLoader`` not iterated yet (``worker_init_fn`` is read when its
+            iterator starts the workers).
+        niceness: ``DATALOADER.WORKER_NICENESS``; 0, or a loader without worker processes: unchanged.
+
+    Returns:
+        ``loader``.
+    """
+    if niceness > 0 and loader.num_workers > 0:
+        loader.worker_init_fn = functools.partial(lower_worker_priority, int(niceness), loader.worker_init_fn)
+    return loader
+
+
 def build_dmf_train_loader(cfg):
     """fast-reid train loader over :class:`MultimodalReIDDataset`.
 
@@ -169,6 +223,9 @@ def build_dmf_train_loader(cfg):
       with Masked Multimodal Modeling drawn in the dataset (:func:`build_mmm`); an epoch is N instances
       (each training image once, in one of the three tasks, in expectation);
     * any other name: fast-reid's own sampler choice.
+
+    On a CPU (``MODEL.DEVICE`` cpu) the worker processes run ``DATALOADER.WORKER_NICENESS`` steps nicer than
+    training (:func:`deprioritize_workers`, :func:`worker_niceness`).
 
     Returns:
         fast-reid's ``DataLoaderX`` yielding batch dicts (see :class:`MultimodalReIDDataset`).
@@ -191,7 +248,8 @@ def build_dmf_train_loader(cfg):
         logger.info("Using training sampler TaskIdentitySampler (visual, textual, visual-textual probabilities "
                     "%s) with Masked Multimodal Modeling: %d instances per epoch",
                     ", ".join(f"{p:.2f}" for p in sampler.task_probabilities), len(train_set))
-        return build_reid_train_loader(cfg, train_set=train_set, sampler=sampler)
+        return deprioritize_workers(build_reid_train_loader(cfg, train_set=train_set, sampler=sampler),
+                                    worker_niceness(cfg))
     train_set = MultimodalReIDDataset(items, transform, cfg.INPUT.SIZE_TRAIN,
                                       text_ratio=text_ratio, skip_unreadable=cfg.DATASETS.SKIP_UNREADABLE)
     if multimodal:
@@ -199,7 +257,8 @@ def build_dmf_train_loader(cfg):
                                             text_ratio, seed=seed)
         logger.info("Using training sampler MultimodalIdentitySampler (TEXT_RATIO=%.2f): %d instances per epoch "
                     "over %d image/description pairs", text_ratio, len(train_set), len(items))
-    return build_reid_train_loader(cfg, train_set=train_set, sampler=sampler)
+    return deprioritize_workers(build_reid_train_loader(cfg, train_set=train_set, sampler=sampler),
+                                worker_niceness(cfg))
 
 
 def build_dmf_test_loader(cfg, dataset_name: str):

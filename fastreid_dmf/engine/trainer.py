@@ -344,11 +344,17 @@ def setup_cfg(args):
     OUTPUT_DIR already holds files).
 
     Raises:
-        ValueError, FileExistsError: bad keys/values or an output folder holding checkpoints.
+        ValueError, FileExistsError: bad keys/values or an output folder holding checkpoints; training (no
+            ``--eval-only``) with an empty ``DATASETS.TESTS`` (fast-reid's checkpoint hook keys checkpoints by
+            the first test set's metric and fails without one).
         PermissionError, NotADirectoryError: OUTPUT_DIR cannot be written (:func:`check_output_dir_writable`).
     """
     cfg = load_config(args.config_file, args.opts)
     check_dmf_config(cfg)
+    if not args.eval_only and not cfg.DATASETS.TESTS:
+        raise ValueError("config DATASETS.TESTS=(): training needs at least one image test set, because fast-reid's "
+                         "checkpoint hook keys checkpoints by the first test set's metric; e.g. DATASETS.TESTS "
+                         "'(\"SynthMarket\",)' (TEST.EVAL_PERIOD sets how often it is scored)")
     cfg = disable_amp_without_cuda(cfg)
     cfg = _cpu_without_cuda(cfg)
     guard_output_dir(cfg, args.resume, args.eval_only)

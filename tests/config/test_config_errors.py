@@ -176,3 +176,12 @@ def test_schedule_check_refuses_exactly_what_fastreid_crashes_on(sched, max_epoc
         assert message.startswith(f"config SOLVER.MAX_EPOCH={max_epoch}: expected more epochs than "
                                   f"SOLVER.WARMUP_ITERS={warmup} take")
         assert f"SOLVER.DELAY_EPOCHS={delay}) is 0" in message and "CosineAnnealingLR" in message
+
+
+def test_training_without_a_test_set_is_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "run"
+    args = argparse.Namespace(config_file=PRETRAIN, opts=["DATASETS.TESTS", "()", "OUTPUT_DIR", str(out)],
+                              resume=False, eval_only=False, num_gpus=1)
+    with pytest.raises(ValueError, match=r"DATASETS\.TESTS=\(\): training needs at least one image test set"):
+        setup_cfg(args)
+    assert not out.exists()

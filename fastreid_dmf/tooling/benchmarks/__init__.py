@@ -6,4 +6,8 @@
   against PIL's header-only ``verify()``.
 * :mod:`.mmet_speed`: MMET's training iteration per task (visual, textual, visual-textual) against DMF's,
   and the cost of MMET's data-path masking (``tools/benchmark_mmet_speed.py``).
+* :mod:`.loop_speed`: DMF's iteration through fast-reid's training loop (data loading, optimizer, hooks)
+  against its bare forward + backward, its backbone against fast-reid's and timm's ViT, and the frozen
+  text encoder with a cold and a warm feature cache (``tools/benchmark_loop_speed.py``).
+* :mod:`.json_report`: printing JSON results, and report folders that are never overwritten.
 """

@@ -34,14 +34,14 @@ Outputs, in a folder: :data:`REPORT_JSON` (everything, with the per-round sample
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import platform
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from .json_report import check_new_report_files, write_new_report_files
+from .timing import datasets_root_set, run_environment, summarize, sync_device
 
 __all__ = ["REPORT_JSON", "REPORT_MD", "MASKING_TARGET", "TASKS", "DMF_BATCHES", "report_paths",
            "check_new_report", "select_pk_items", "summarize", "markdown_report", "run_benchmark"]
@@ -74,11 +74,7 @@ def check_new_report(out: str) -> None:
         FileExistsError: ``out`` holds :data:`REPORT_JSON` or :data:`REPORT_MD` (names it).
         NotADirectoryError: ``out`` exists and is not a folder.
     """
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise NotADirectoryError(f"--out {out!r} exists and is not a folder")
-    for path in report_paths(out):
-        if os.path.exists(path):
-            raise FileExistsError(f"{path!r} already exists; refusing to overwrite a report (give a new --out)")
+    check_new_report_files(out, (REPORT_JSON, REPORT_MD))
 
 
 def select_pk_items(items: Sequence[tuple], batch_size: int, num_instances: int, seed: int = 0) -> list[int]:
@@ -109,31 +105,7 @@ def select_pk_items(items: Sequence[tuple], batch_size: int, num_instances: int,
     return chosen
 
 
-def summarize(samples: Sequence[float]) -> dict[str, object]:
-    """Median, quartiles and interquartile range (seconds) of a measurement's per-round samples."""
-    values = np.asarray(samples, dtype=np.float64)
-    q1, median, q3 = (float(v) for v in np.percentile(values, [25, 50, 75]))
-    return {"median_s": median, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "rounds": len(values),
-            "samples_s": [float(v) for v in values]}
-
-
 # ----------------------------------------------------------------------------------------------- setup
-@contextlib.contextmanager
-def _datasets_root(root: str | None) -> Iterator[None]:
-    """fast-reid's dataset root (read from ``$FASTREID_DATASETS`` at its import) set to ``root`` meanwhile."""
-    from fastreid.data import build as fastreid_build
-
-    if root is None:
-        yield
-        return
-    saved = fastreid_build._root
-    fastreid_build._root = str(root)
-    try:
-        yield
-    finally:
-        fastreid_build._root = saved
-
-
 def _load_cfg(path: str, opts: Sequence[str], extra: Sequence[str] = ()):
     from ...config import load_config
     from ...config.defaults import check_dmf_config
@@ -175,7 +147,7 @@ class _Model:
         """Seconds of one training iteration on ``batch`` (fast-reid's ``SimpleTrainer.run_step``, no data)."""
         from fastreid.utils.params import ContiguousParams
 
-        _sync(self.device)
+        sync_device(self.device)
         start = time.perf_counter()
         loss_dict = self.model(batch)
         losses = sum(loss_dict.values())
@@ -184,15 +156,8 @@ class _Model:
         self.optimizer.step()
         if isinstance(self.param_wrapper, ContiguousParams):
             self.param_wrapper.assert_buffer_is_valid()
-        _sync(self.device)
+        sync_device(self.device)
         return time.perf_counter() - start
-
-
-def _sync(device) -> None:
-    if device.type == "cuda":
-        import torch
-
-        torch.cuda.synchronize(device)
 
 
 def _build_mmet(cfg):
@@ -274,15 +239,6 @@ def _dmf_batches(dmf: _Model, train_set, items: list[int]) -> dict[str, dict]:
             for name, modalities in layouts.items()}
 
 
-def _environment(device: str) -> dict[str, object]:
-    import torch
-
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "device": device,
-            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "load_average": [round(v, 2) for v in load] if load else None}
-
-
 def run_benchmark(out: str, mmet_config: str = DEFAULT_MMET_CONFIG, dmf_config: str = DEFAULT_DMF_CONFIG,
                   iters: int = 20, warmup: int = 2, opts: Sequence[str] = (), datasets_root: str | None = None,
                   progress: Callable[[str], None] | None = None) -> dict:
@@ -313,7 +269,7 @@ def run_benchmark(out: str, mmet_config: str = DEFAULT_MMET_CONFIG, dmf_config: 
         raise ValueError(f"need iters >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
     check_new_report(out)
     began = time.perf_counter()
-    env_start = _environment("")
+    env_start = run_environment("")
     mmet_cfg = _load_cfg(mmet_config, opts)
     # In-memory text cache only (what training hits once the features are computed); nothing written to disk.
     dmf_cfg = _load_cfg(dmf_config, opts, ("MODEL.DMF.TEXT_ENCODER.CACHE_DIR", "none"))
@@ -322,7 +278,7 @@ def run_benchmark(out: str, mmet_config: str = DEFAULT_MMET_CONFIG, dmf_config: 
             raise ValueError(f"{path!r}: MODEL.META_ARCHITECTURE is {cfg.MODEL.META_ARCHITECTURE!r}, expected "
                              f"{arch!r}")
     modality_of = {name: value for value, name in MODALITY_NAMES.items()}
-    with _datasets_root(datasets_root), EventStorage(0):
+    with datasets_root_set(datasets_root), EventStorage(0):
         mmet, plain, masked = _build_mmet(mmet_cfg)
         dmf, dmf_set = _build_dmf(dmf_cfg)
         seed = mmet_cfg.SEED if mmet_cfg.SEED >= 0 else 0
@@ -375,7 +331,7 @@ def run_benchmark(out: str, mmet_config: str = DEFAULT_MMET_CONFIG, dmf_config: 
         "opts": list(opts),
         "iters": iters, "warmup": warmup,
         "statistic": "median and interquartile range (q3 - q1) over interleaved rounds, seconds",
-        "environment": {**_environment(str(mmet.device)), "load_average_at_start": env_start["load_average"]},
+        "environment": {**run_environment(str(mmet.device)), "load_average_at_start": env_start["load_average"]},
         "batch": {"mmet": _batch_info(mmet_cfg, mmet_items), "dmf": _batch_info(dmf_cfg, dmf_items)},
         "models": {"mmet": mmet.info(), "dmf": dmf.info()},
         "dmf_text_cache": {"cached_descriptions": encoder.cache_size, "misses_while_timed": cache_misses},
@@ -440,10 +396,4 @@ def markdown_report(report: dict) -> str:
 
 def _write_report(out: str, report: dict) -> None:
     """Write :data:`REPORT_JSON` and :data:`REPORT_MD` into ``out``; never over an existing file."""
-    os.makedirs(out, exist_ok=True)
-    json_path, md_path = report_paths(out)
-    table = markdown_report(report)
-    with open(json_path, "x", encoding="utf-8") as handle:
-        handle.write(json.dumps(report, indent=2) + "\n")
-    with open(md_path, "x", encoding="utf-8") as handle:
-        handle.write(table)
+    write_new_report_files(out, {REPORT_JSON: report, REPORT_MD: markdown_report(report)})
