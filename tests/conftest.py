@@ -30,12 +30,10 @@ def tiny_datasets(tiny_benchmark_root):
 
     fast-reid reads ``$FASTREID_DATASETS`` once, at import (``fastreid.data.build._root``).
     """
-    from fastreid.data import build as fastreid_build
+    from fastreid_dmf.data.build import datasets_root_set
 
-    saved = fastreid_build._root
-    fastreid_build._root = str(tiny_benchmark_root)
-    yield tiny_benchmark_root
-    fastreid_build._root = saved
+    with datasets_root_set(str(tiny_benchmark_root)):
+        yield tiny_benchmark_root
 
 
 @pytest.fixture(scope="session")

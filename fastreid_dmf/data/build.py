@@ -31,7 +31,8 @@ from .mmm import MaskedMultimodalModeling, patch_grid
 from .multimodal_dataset import IMAGE_READ_ERRORS, MultimodalReIDDataset
 from .samplers import MultimodalIdentitySampler, TaskIdentitySampler
 
-__all__ = ["datasets_root", "dataset_kwargs", "holdout_sources", "load_train_items", "image_read_error",
+__all__ = ["datasets_root", "datasets_root_set", "dataset_kwargs", "holdout_sources", "load_train_items",
+           "image_read_error",
            "truncated_images_rejected", "verify_images", "lower_worker_priority", "worker_niceness",
            "deprioritize_workers",
            "build_mmm", "build_dmf_train_loader", "build_dmf_test_loader", "build_gallery_loader"]
@@ -42,6 +43,21 @@ logger = logging.getLogger(__name__)
 def datasets_root() -> str:
     """fast-reid's dataset root: ``$FASTREID_DATASETS`` as read when fastreid was imported (default "datasets")."""
     return fastreid_build._root
+
+
+@contextlib.contextmanager
+def datasets_root_set(root: str | None) -> Iterator[None]:
+    """Within the block fast-reid's dataset root (:func:`datasets_root`) is ``root`` (None: unchanged); restored
+    on exit. fast-reid reads ``$FASTREID_DATASETS`` once, at import, so setting the variable later does nothing."""
+    if root is None:
+        yield
+        return
+    saved = fastreid_build._root
+    fastreid_build._root = str(root)
+    try:
+        yield
+    finally:
+        fastreid_build._root = saved
 
 
 def load_train_items(cfg) -> list[tuple]:

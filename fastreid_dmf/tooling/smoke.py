@@ -180,16 +180,13 @@ def run_smoke_suite(configs: list[str], workdir: str, datasets_root: str | None 
     Raises:
         FileExistsError: ``workdir`` exists and is not empty (earlier checkpoints would be reused).
     """
-    from fastreid.data import build as fastreid_build
+    from ..data.build import datasets_root_set
 
     if os.path.isdir(workdir) and os.listdir(workdir):
         raise FileExistsError(f"smoke work folder {workdir!r} is not empty; give a new or empty folder")
     os.makedirs(workdir, exist_ok=True)
     checkpoint = write_tiny_vit_checkpoint(os.path.join(workdir, "pretrained", "tiny_vit_p16_224.pth"))
-    previous_root = fastreid_build._root
-    if datasets_root is not None:
-        fastreid_build._root = datasets_root
-    try:
+    with datasets_root_set(datasets_root):
         outcomes = []
         for config in configs:
             outcome = run_smoke(config, workdir, checkpoint)
@@ -197,5 +194,3 @@ def run_smoke_suite(configs: list[str], workdir: str, datasets_root: str | None 
             logger.info("smoke %s: %s in %.1f s", config, status, outcome.seconds)
             outcomes.append(outcome)
         return outcomes
-    finally:
-        fastreid_build._root = previous_root

@@ -45,8 +45,9 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
+from ...data.build import datasets_root_set
 from .json_report import check_new_report_files, write_new_report_files
-from .timing import datasets_root_set, run_environment, summarize, sync_device
+from .timing import load_checked_config, run_environment, summarize, sync_device
 
 __all__ = ["REPORT_JSON", "REPORT_MD", "LOOP_TARGET", "MIXED_TEXT_RATIO", "BATCHES", "BACKBONES",
            "DEFAULT_CONFIG", "DEFAULT_BASELINE_CONFIG", "report_paths", "check_new_report", "markdown_report",
@@ -289,12 +290,8 @@ class _TextEncoding:
 # ----------------------------------------------------------------------------------------------- run
 def _load(path: str, opts: Sequence[str], extra: Sequence[str] = ()):
     from ...compat import disable_amp_without_cuda
-    from ...config import load_config
-    from ...config.defaults import check_dmf_config
 
-    cfg = load_config(path, [*opts, *extra])
-    check_dmf_config(cfg)
-    return disable_amp_without_cuda(cfg)
+    return disable_amp_without_cuda(load_checked_config(path, opts, extra))
 
 
 def _float_opt(value: float) -> str:

@@ -40,8 +40,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ...data.build import datasets_root_set
 from .json_report import check_new_report_files, write_new_report_files
-from .timing import datasets_root_set, run_environment, summarize, sync_device
+from .timing import load_checked_config, run_environment, summarize, sync_device
 
 __all__ = ["REPORT_JSON", "REPORT_MD", "MASKING_TARGET", "TASKS", "DMF_BATCHES", "report_paths",
            "check_new_report", "select_pk_items", "summarize", "markdown_report", "run_benchmark"]
@@ -106,15 +107,6 @@ def select_pk_items(items: Sequence[tuple], batch_size: int, num_instances: int,
 
 
 # ----------------------------------------------------------------------------------------------- setup
-def _load_cfg(path: str, opts: Sequence[str], extra: Sequence[str] = ()):
-    from ...config import load_config
-    from ...config.defaults import check_dmf_config
-
-    cfg = load_config(path, [*opts, *extra])
-    check_dmf_config(cfg)
-    return cfg
-
-
 class _Model:
     """A model in training mode with fast-reid's optimizer, its config and its training items."""
 
@@ -270,9 +262,9 @@ def run_benchmark(out: str, mmet_config: str = DEFAULT_MMET_CONFIG, dmf_config: 
     check_new_report(out)
     began = time.perf_counter()
     env_start = run_environment("")
-    mmet_cfg = _load_cfg(mmet_config, opts)
+    mmet_cfg = load_checked_config(mmet_config, opts)
     # In-memory text cache only (what training hits once the features are computed); nothing written to disk.
-    dmf_cfg = _load_cfg(dmf_config, opts, ("MODEL.DMF.TEXT_ENCODER.CACHE_DIR", "none"))
+    dmf_cfg = load_checked_config(dmf_config, opts, ("MODEL.DMF.TEXT_ENCODER.CACHE_DIR", "none"))
     for cfg, arch, path in ((mmet_cfg, "MMET", mmet_config), (dmf_cfg, "DMF", dmf_config)):
         if cfg.MODEL.META_ARCHITECTURE != arch:
             raise ValueError(f"{path!r}: MODEL.META_ARCHITECTURE is {cfg.MODEL.META_ARCHITECTURE!r}, expected "

@@ -1,16 +1,15 @@
 """Shared parts of the speed benchmarks: per-round sample summaries, device synchronisation, the run's
-environment and fast-reid's dataset root for the duration of a benchmark."""
+environment and checked configs."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["summarize", "datasets_root_set", "sync_device", "run_environment"]
+__all__ = ["summarize", "sync_device", "run_environment", "load_checked_config"]
 
 
 def summarize(samples: Sequence[float]) -> dict[str, object]:
@@ -26,23 +25,6 @@ def summarize(samples: Sequence[float]) -> dict[str, object]:
     q1, median, q3 = (float(v) for v in np.percentile(values, [25, 50, 75]))
     return {"median_s": median, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "rounds": len(values),
             "samples_s": [float(v) for v in values]}
-
-
-@contextlib.contextmanager
-def datasets_root_set(root: str | None) -> Iterator[None]:
-    """fast-reid's dataset root (read from ``$FASTREID_DATASETS`` at its import) set to ``root`` meanwhile
-    (None: unchanged)."""
-    from fastreid.data import build as fastreid_build
-
-    if root is None:
-        yield
-        return
-    saved = fastreid_build._root
-    fastreid_build._root = str(root)
-    try:
-        yield
-    finally:
-        fastreid_build._root = saved
 
 
 def sync_device(device) -> None:
@@ -61,3 +43,17 @@ def run_environment(device: str) -> dict[str, object]:
     return {"python": platform.python_version(), "torch": torch.__version__, "device": device,
             "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
             "load_average": [round(v, 2) for v in load] if load else None}
+
+
+def load_checked_config(path: str, opts: Sequence[str], extra: Sequence[str] = ()):
+    """fast-reid config of ``path`` with ``opts`` then ``extra`` (``KEY VALUE`` lists) merged, checked.
+
+    Raises:
+        ValueError: a bad key or value (:func:`~fastreid_dmf.config.defaults.check_dmf_config`).
+    """
+    from ...config import load_config
+    from ...config.defaults import check_dmf_config
+
+    cfg = load_config(path, [*opts, *extra])
+    check_dmf_config(cfg)
+    return cfg
